@@ -1,0 +1,1 @@
+"""tidings: event-driven systems on Apache Kafka, for Python."""

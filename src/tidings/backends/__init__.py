@@ -1,0 +1,1 @@
+"""Brokers behind one narrow seam (`tidings.backends.base`)."""

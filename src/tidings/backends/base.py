@@ -1,0 +1,145 @@
+"""The narrow seam between the runtime and a broker.
+
+A backend is a handful of primitives: declare topics, produce (durably, optionally delayed),
+open a group consumer (fetch, commit, pause/resume, rebalance callbacks) and admin queries.
+Retries, dead letters, ordering, commit tracking and shutdown live once in the runtime.
+
+Threading: `Backend.produce` and the admin methods are thread-safe. A `ConsumerHandle` is
+used from one thread at a time (the runtime's poll thread); its `RebalanceListener`
+callbacks are invoked from inside `fetch` on that thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tidings.records import OutgoingRecord, Record, RecordMetadata, Start, TopicPartition, TopicSpec
+
+
+class RebalanceListener(Protocol):
+    """Told about partition ownership changes, from inside `ConsumerHandle.fetch`."""
+
+    def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions became ours; fetching starts at their committed offsets."""
+
+    def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions are being taken away; commit finished work for them now, synchronously."""
+
+
+class ConsumerHandle(Protocol):
+    """One group member (or, with group None, a reader of every partition)."""
+
+    def fetch(self, max_records: int, timeout: float) -> list[Record]:
+        """Return up to `max_records` records from assigned, unpaused partitions.
+
+        Blocks up to `timeout` seconds when nothing is ready. Keeps group membership alive
+        (heartbeats) even when every partition is paused, so callers must call it regularly.
+        Records of one partition are returned in offset order, each exactly once per
+        assignment (positions advance as records are returned).
+        """
+
+    def commit(self, offsets: Mapping[TopicPartition, int], *, sync: bool) -> None:
+        """Commit the next offset to read for each partition (only offsets that were handled)."""
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Stop returning records from these partitions (membership stays)."""
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        """Return records from these partitions again, from where fetching stopped."""
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Fetch `partition` from `offset` next (used to redeliver records not handled)."""
+
+    def assignment(self) -> list[TopicPartition]:
+        """Return the partitions this member owns now."""
+
+    def close(self) -> None:
+        """Leave the group (revoking partitions through the listener) and release resources."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    """What `tidings topics list/describe` shows."""
+
+    name: str
+    partitions: int
+    retention: float | None
+    """Retention in seconds; None means unlimited or the broker default."""
+    start_offsets: tuple[int, ...]
+    end_offsets: tuple[int, ...]
+    delayed_pending: int = 0
+    next_due: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    """A group's position in one partition."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+    member: str | None = None
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed if self.committed is not None else 0)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """A consumer group: its members and its position in each partition it has committed."""
+
+    group: str
+    state: str
+    members: tuple[str, ...] = ()
+    partitions: tuple[PartitionLag, ...] = field(default_factory=tuple)
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+
+class Backend(Protocol):
+    """A broker: the only thing the runtime, the publisher and the CLI talk to."""
+
+    url: str
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the topics that are missing; existing ones are left as they are."""
+
+    def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """Store `records` durably and return where each went, in order.
+
+        Records with `deliver_at` in the future are held back and appended to their topic
+        when due (offset -1 in the result). Raises PublishError (or a subclass) naming
+        every record that failed; never drops a record silently.
+        """
+
+    def open_consumer(
+        self,
+        group: str | None,
+        topics: Sequence[str],
+        *,
+        start: Start,
+        listener: RebalanceListener | None,
+        member_id: str | None = None,
+    ) -> ConsumerHandle:
+        """Join `group` on `topics` (or, with group None, read all partitions from `start`)."""
+
+    def topics(self) -> list[TopicInfo]:
+        """Describe every (non-internal) topic."""
+
+    def groups(self) -> list[GroupInfo]:
+        """Describe every consumer group with its lag."""
+
+    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
+        """Move a group's committed offsets on `topic` to "earliest", "latest" or a time.
+
+        The group must have no live members. Returns the new committed offsets.
+        """
+
+    def close(self) -> None:
+        """Flush and release everything."""

@@ -1,0 +1,92 @@
+"""The one exception tree of tidings.
+
+Every message names the problem and how to fix it::
+
+    TidingsError
+    ├── ConfigurationError        bad App/consumer/topic declaration, bad broker URL or option
+    │   └── HandlerSignatureError a handler whose annotation is not an Event type
+    ├── AppLoadError              `tidings run module:attr` could not load the app
+    ├── BrokerError               the broker failed or could not be reached
+    │   ├── BrokerUnavailable     nothing answered at the address within the bound
+    │   └── StorageError          the embedded store cannot write (read-only, disk full)
+    │       └── StorageFull
+    ├── PublishError              an event was not (or may not have been) stored
+    │   ├── EventTooLarge         refused before it reached the broker
+    │   └── DeliveryUncertain     the broker may have stored it ("possibly persisted")
+    ├── DecodeError               a record is not a valid tidings event (goes to the dead letters)
+    │   ├── UnknownEventType
+    │   └── UnsupportedContentType
+    └── HandlerTimeout            a handler ran past its consumer's `timeout`
+"""
+
+from __future__ import annotations
+
+
+class TidingsError(Exception):
+    """Base class of every error tidings raises on purpose."""
+
+
+class ConfigurationError(TidingsError, ValueError):
+    """A declaration or setting is invalid; raised where it is declared."""
+
+
+class HandlerSignatureError(ConfigurationError, TypeError):
+    """A consumer handler's signature cannot be dispatched to."""
+
+
+class AppLoadError(TidingsError):
+    """`module:attribute` did not resolve to a tidings App."""
+
+
+class BrokerError(TidingsError):
+    """The broker failed an operation."""
+
+
+class BrokerUnavailable(BrokerError):
+    """No broker answered at the configured address within the time bound."""
+
+
+class StorageError(BrokerError):
+    """The embedded store could not be opened or written."""
+
+
+class StorageFull(StorageError):
+    """The embedded store's disk (or page limit) is full."""
+
+
+class PublishError(TidingsError):
+    """An event was not stored by the broker."""
+
+
+class EventTooLarge(PublishError):
+    """An event is larger than the configured limit; it never reached the broker."""
+
+
+class DeliveryUncertain(PublishError):
+    """The broker may or may not have stored the event (a timeout after sending)."""
+
+
+class DecodeError(TidingsError):
+    """A record could not be decoded into an Event; `reason` is a short machine code."""
+
+    def __init__(self, message: str, *, reason: str = "decode_error") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnknownEventType(DecodeError):
+    """A record's `ce_type` names no registered Event class."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="unknown_type")
+
+
+class UnsupportedContentType(DecodeError):
+    """A record's content type is not JSON; tidings never runs other decoders (no pickle)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="unsupported_content_type")
+
+
+class HandlerTimeout(TidingsError):
+    """A handler ran longer than its consumer's `timeout`."""

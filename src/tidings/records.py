@@ -1,0 +1,73 @@
+"""Plain records that cross the backend seam, in both directions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal, NamedTuple
+
+Headers = tuple[tuple[str, bytes], ...]
+Start = Literal["earliest", "latest"]
+
+
+class TopicPartition(NamedTuple):
+    """A partition of a topic."""
+
+    topic: str
+    partition: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as stored by a backend and handed to the runtime."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp: float
+    """Seconds since the epoch at which the broker stored the record."""
+
+    @property
+    def tp(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    def header(self, name: str) -> bytes | None:
+        """Return the last value of header `name`, or None."""
+        for k, v in reversed(self.headers):
+            if k == name:
+                return v
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    """A record to store. `partition=None` lets the murmur2 partitioner choose by key."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = ()
+    partition: int | None = None
+    deliver_at: float | None = None
+    """Seconds since the epoch before which the record must not be delivered (delays)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMetadata:
+    """Where a produced record was stored. For a delayed record, offset is -1 until due."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic declaration: name, partition count and retention (None: broker default)."""
+
+    name: str
+    partitions: int = 1
+    retention: timedelta | None = None

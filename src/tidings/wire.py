@@ -1,0 +1,219 @@
+"""CloudEvents 1.0 Kafka protocol binding, binary content mode.
+
+Headers ``ce_specversion``, ``ce_id``, ``ce_source``, ``ce_type``, ``ce_time`` and
+``content-type: application/json``; the record key is the partition key (UTF-8); the value
+is the JSON of the event's fields. Structured mode (``application/cloudevents+json``) is
+accepted on decode for interoperability. Nothing but JSON is ever decoded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from tidings.events import Event, event_class
+from tidings.exceptions import DecodeError, UnknownEventType, UnsupportedContentType
+from tidings.records import Headers, Record
+
+SPECVERSION = b"1.0"
+CONTENT_TYPE = b"application/json"
+STRUCTURED = "application/cloudevents+json"
+INTERNAL_PREFIX = "tidings-"
+
+H_ID = "ce_id"
+H_TYPE = "ce_type"
+H_SOURCE = "ce_source"
+H_TIME = "ce_time"
+H_SPEC = "ce_specversion"
+H_CONTENT_TYPE = "content-type"
+H_CORRELATION = "tidings-correlation-id"
+H_CAUSATION = "tidings-causation-id"
+H_TRACEPARENT = "traceparent"
+
+
+def new_event_id() -> str:
+    """Return a UUIDv7 string: time-ordered, unique without coordination."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFFFFFFFFFF) << 80
+    value |= 0x7 << 76
+    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= 0b10 << 62
+    value |= rand & 0x3FFFFFFFFFFFFFFF
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def format_time(ts: float) -> str:
+    """Format epoch seconds as RFC 3339 UTC with millisecond precision."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> float:
+    """Parse an RFC 3339 timestamp into epoch seconds."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def encode(
+    event: Event,
+    *,
+    source: str,
+    event_id: str | None = None,
+    timestamp: float | None = None,
+    extra_headers: Headers = (),
+) -> tuple[bytes, Headers, str]:
+    """Encode `event` as (value, headers, event_id) in CloudEvents binary mode."""
+    eid = event_id or new_event_id()
+    headers: Headers = (
+        (H_SPEC, SPECVERSION),
+        (H_ID, eid.encode()),
+        (H_SOURCE, source.encode()),
+        (H_TYPE, event.event_type.encode()),
+        (H_TIME, format_time(timestamp if timestamp is not None else time.time()).encode()),
+        (H_CONTENT_TYPE, CONTENT_TYPE),
+        *extra_headers,
+    )
+    return event.__pydantic_serializer__.to_json(event), headers, eid
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The CloudEvents attributes of a decoded record."""
+
+    event_id: str
+    event_type: str
+    source: str
+    time: float | None
+
+
+def read_envelope(record: Record) -> tuple[Envelope, bytes | None]:
+    """Read the CloudEvents attributes of `record`; return them and the data bytes.
+
+    Raises:
+        DecodeError: the record carries no event type, or is not JSON.
+    """
+    ce: dict[str, bytes] = {}
+    for name, value in record.headers:
+        if name.startswith("ce_") or name == H_CONTENT_TYPE:
+            ce[name] = value
+    ctype = ce.get(H_CONTENT_TYPE, CONTENT_TYPE).decode("latin-1").split(";")[0].strip().lower()
+    if ctype == STRUCTURED:
+        return _structured(record)
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedContentType(
+            f"{_where(record)}: content type {ctype!r} is not JSON; tidings decodes only "
+            "application/json (and application/cloudevents+json). Publish JSON values."
+        )
+    etype = ce.get(H_TYPE)
+    if not etype:
+        raise DecodeError(
+            f"{_where(record)}: no ce_type header; every tidings event names its type. "
+            "Publish with tidings or set the CloudEvents ce_type header.",
+            reason="missing_type",
+        )
+    raw_time = ce.get(H_TIME)
+    env = Envelope(
+        event_id=(
+            ce.get(H_ID) or f"{record.topic}-{record.partition}-{record.offset}".encode()
+        ).decode("utf-8", "replace"),
+        event_type=etype.decode("utf-8", "replace"),
+        source=(ce.get(H_SOURCE) or b"").decode("utf-8", "replace"),
+        time=_maybe_time(raw_time.decode("utf-8", "replace")) if raw_time else None,
+    )
+    return env, record.value
+
+
+def _structured(record: Record) -> tuple[Envelope, bytes | None]:
+    try:
+        doc = json.loads(record.value or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"{_where(record)}: invalid JSON: {exc}", reason="bad_json") from exc
+    if not isinstance(doc, dict) or "type" not in doc:
+        raise DecodeError(
+            f"{_where(record)}: structured CloudEvent without a `type` attribute",
+            reason="missing_type",
+        )
+    env = Envelope(
+        event_id=str(doc.get("id") or f"{record.topic}-{record.partition}-{record.offset}"),
+        event_type=str(doc["type"]),
+        source=str(doc.get("source", "")),
+        time=_maybe_time(str(doc["time"])) if doc.get("time") else None,
+    )
+    return env, json.dumps(doc.get("data")).encode()
+
+
+def _maybe_time(value: str) -> float | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def decode_data(record: Record, env: Envelope, data: bytes | None) -> Event:
+    """Validate `data` into the Event class registered for the envelope's type.
+
+    Raises:
+        UnknownEventType: no class is registered for the type.
+        DecodeError: the value is not valid JSON or does not validate (reason says which).
+    """
+    cls = event_class(env.event_type)
+    if cls is None:
+        raise UnknownEventType(
+            f"{_where(record)}: unknown event type {env.event_type!r}; define an Event subclass "
+            "with that name (or event_type) and import it before the app runs."
+        )
+    return validate(record, cls, data)
+
+
+def validate(record: Record, cls: type[Event], data: bytes | None) -> Event:
+    """Validate JSON `data` into `cls`, raising DecodeError with a reason code."""
+    if data is None:
+        raise DecodeError(f"{_where(record)}: empty value (tombstone)", reason="empty")
+    try:
+        return cls.model_validate_json(data)
+    except ValidationError as exc:
+        kinds = {e["type"] for e in exc.errors()}
+        reason = "bad_json" if kinds & {"json_invalid", "json_type"} else "schema_violation"
+        raise DecodeError(
+            f"{_where(record)}: {reason} for {cls.event_type}: {_short(exc)}", reason=reason
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise DecodeError(f"{_where(record)}: {exc}", reason="bad_json") from None
+
+
+def _short(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(x) for x in err["loc"]) or "(value)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _where(record: Record) -> str:
+    return f"{record.topic}[{record.partition}]@{record.offset}"
+
+
+def header_text(headers: Headers, name: str) -> str | None:
+    """Return the last value of header `name` as text, or None."""
+    for k, v in reversed(headers):
+        if k == name:
+            return v.decode("utf-8", "replace")
+    return None
+
+
+def json_headers(headers: Headers) -> dict[str, Any]:
+    """Return headers as a JSON-friendly dict (text where UTF-8, else repr)."""
+    out: dict[str, Any] = {}
+    for k, v in headers:
+        try:
+            out[k] = v.decode("utf-8")
+        except UnicodeDecodeError:
+            out[k] = repr(v)
+    return out
