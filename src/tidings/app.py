@@ -1,0 +1,359 @@
+"""App: declare topics and consumers, publish events, run consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from tidings.backends.base import Backend
+from tidings.backends.registry import open_backend, resolve_url
+from tidings.clock import SYSTEM_CLOCK, Clock
+from tidings.events import Event
+from tidings.exceptions import ConfigurationError
+from tidings.publisher import (
+    DEFAULT_MAX_EVENT_BYTES,
+    Item,
+    Published,
+    Publisher,
+    TopicRef,
+    topic_name,
+)
+from tidings.records import Start, TopicSpec
+from tidings.runtime.group_worker import GroupWorker
+from tidings.runtime.handlers import inspect_handler
+from tidings.runtime.policies import Batch, Retry
+from tidings.runtime.runner import Runner
+from tidings.runtime.spec import ConsumerSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+Topic = TopicSpec
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigurationError(
+            f"{kind} name {name!r} is invalid: use 1-200 letters, digits, '.', '_' or '-'."
+        )
+
+
+class App:
+    """A tidings application: its topics, consumers and a connection to one broker.
+
+    The broker is ``broker=`` if given, else ``$TIDINGS_BROKER``, else the embedded store in
+    ``./.tidings``. It is opened on first use, so declaring an App at import time does no
+    I/O. Other keyword options go to the backend (e.g. ``config={...}`` librdkafka
+    properties for Kafka, ``synchronous="FULL"`` for the embedded store).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        broker: str | None = None,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        grace: float = 30.0,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        **options: Any,
+    ) -> None:
+        _check_name("App", name)
+        if grace < 0:
+            raise ConfigurationError(f"grace must be >= 0 seconds (got {grace}).")
+        self.name = name
+        self.broker = broker
+        self.clock = clock
+        self.grace = grace
+        self.options = options
+        self.topics: dict[str, TopicSpec] = {}
+        self.consumers: list[ConsumerSpec] = []
+        self._backend: Backend | None = None
+        self._backend_lock = threading.Lock()
+        self._declared: set[str] = set()
+        self._publisher = Publisher(
+            name, self._ready_backend, clock, max_event_bytes=max_event_bytes
+        )
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, broker={self.broker_url!r})"
+
+    @property
+    def broker_url(self) -> str:
+        return resolve_url(self.broker)
+
+    # -- declarations --------------------------------------------------------------------
+
+    def topic(
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        retention: timedelta | None = None,
+    ) -> Topic:
+        """Declare a topic; it is created on the broker (if missing) when the app first uses it."""
+        _check_name("Topic", name)
+        if partitions < 1:
+            raise ConfigurationError(f"Topic {name!r}: partitions must be >= 1 (got {partitions}).")
+        if retention is not None and retention.total_seconds() <= 0:
+            raise ConfigurationError(f"Topic {name!r}: retention must be positive.")
+        spec = TopicSpec(name, partitions, retention)
+        existing = self.topics.get(name)
+        if existing is not None and existing != spec:
+            raise ConfigurationError(
+                f"Topic {name!r} is declared twice with different settings: {existing} and {spec}."
+            )
+        self.topics[name] = spec
+        return spec
+
+    def consumer(
+        self,
+        topic: TopicRef,
+        *,
+        group: str,
+        retry: Retry | None = None,
+        dead_letter: bool = True,
+        concurrency: int = 1,
+        batch: Batch | None = None,
+        timeout: float | timedelta | None = None,
+        start: Start = "earliest",
+    ) -> Callable[[F], F]:
+        """Register the decorated function as a consumer of `topic` in `group`.
+
+        The handler's first parameter annotation chooses what it receives (one Event
+        subclass, a union, or Event for all; with `batch`, a list of them); events of other
+        types are skipped and committed. An optional second parameter receives the Context.
+        See the README for retry, dead letters, concurrency, batches and timeouts.
+        """
+        name = topic_name(topic)
+        _check_name("Topic", name)
+        _check_name("Group", group)
+        if isinstance(topic, str) and name not in self.topics:
+            self.topic(name)
+        elif not isinstance(topic, str) and name not in self.topics:
+            self.topics[name] = topic
+        if concurrency < 1:
+            raise ConfigurationError(f"concurrency must be >= 1 (got {concurrency}).")
+        if batch is not None and concurrency != 1:
+            raise ConfigurationError(
+                "A batch consumer runs one batch at a time; drop concurrency= or batch=."
+            )
+        if start not in ("earliest", "latest"):
+            raise ConfigurationError(f"start must be 'earliest' or 'latest' (got {start!r}).")
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        if seconds is not None and seconds <= 0:
+            raise ConfigurationError(f"timeout must be positive (got {timeout!r}).")
+
+        def register(func: F) -> F:
+            info = inspect_handler(func, batch=batch is not None)
+            for other in self.consumers:
+                if other.group == group and other.topic == name:
+                    raise ConfigurationError(
+                        f"Group {group!r} already has a consumer on {name!r} "
+                        f"({other.handler.name}). One group handles a topic once: use one "
+                        "handler with a union annotation, or another group."
+                    )
+                if other.group == group and other.start != start:
+                    raise ConfigurationError(
+                        f"Group {group!r} is declared with start={other.start!r} and "
+                        f"start={start!r}; a group has one starting position."
+                    )
+            self.consumers.append(
+                ConsumerSpec(
+                    handler=info,
+                    topic=name,
+                    group=group,
+                    retry=retry or Retry(),
+                    dead_letter=dead_letter,
+                    concurrency=concurrency,
+                    batch=batch,
+                    timeout=seconds,
+                    start=start,
+                )
+            )
+            return func
+
+        return register
+
+    def groups(self) -> list[str]:
+        """Return the names of the groups this app declares, in declaration order."""
+        return list(dict.fromkeys(c.group for c in self.consumers))
+
+    # -- the broker ----------------------------------------------------------------------
+
+    @property
+    def backend(self) -> Backend:
+        """The broker connection (opened on first use; declared topics are created)."""
+        return self._ready_backend()
+
+    def _ready_backend(self) -> Backend:
+        backend = self._backend
+        if backend is not None and len(self._declared) == len(self.topics):
+            return backend
+        with self._backend_lock:
+            if self._backend is None:
+                self._backend = open_backend(self.broker, self.options)
+            missing = [spec for name, spec in self.topics.items() if name not in self._declared]
+            if missing:
+                self._backend.ensure_topics(missing)
+                self._declared.update(spec.name for spec in missing)
+            return self._backend
+
+    def close(self) -> None:
+        """Release the broker connection (flushing anything pending)."""
+        with self._backend_lock:
+            if self._backend is not None:
+                self._backend.close()
+                self._backend = None
+                self._declared.clear()
+
+    # -- publishing ----------------------------------------------------------------------
+
+    def publish(
+        self,
+        topic: TopicRef,
+        event: Event,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+    ) -> Published:
+        """Publish one event and return once the broker stored it durably (thread-safe).
+
+        With `delay` or `at`, the event is delivered to consumers no earlier than then.
+
+        Raises:
+            EventTooLarge: the encoded event exceeds `max_event_bytes` (nothing was sent).
+            PublishError: the broker did not store it (DeliveryUncertain: it may have).
+            BrokerUnavailable: the broker could not be reached within the time bound.
+        """
+        return self._publisher.publish(topic, event, key=key, headers=headers, delay=delay, at=at)
+
+    async def publish_async(
+        self,
+        topic: TopicRef,
+        event: Event,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+    ) -> Published:
+        """Awaitable twin of `publish`; the broker I/O runs off the event loop."""
+        return await self._publisher.publish_async(
+            topic, event, key=key, headers=headers, delay=delay, at=at
+        )
+
+    def publish_many(
+        self, topic: TopicRef, events: Iterable[Item], *, delay: timedelta | None = None
+    ) -> list[Published]:
+        """Publish many events in one batch: items are events or (key, event) pairs.
+
+        Much faster than one `publish` per event; returns when all are durable. If any
+        fails, PublishError says how many and why (the others may be stored).
+        """
+        return self._publisher.publish_many(topic, events, delay=delay)
+
+    @property
+    def publisher(self) -> Publisher:
+        return self._publisher
+
+    # -- running consumers ---------------------------------------------------------------
+
+    def _workers(self, groups: Iterable[str] | None) -> list[GroupWorker]:
+        chosen = list(groups) if groups else self.groups()
+        unknown = [g for g in chosen if g not in self.groups()]
+        if unknown:
+            raise ConfigurationError(
+                f"App {self.name!r} has no consumer group {unknown[0]!r}; "
+                f"its groups are: {', '.join(self.groups()) or '(none)'}."
+            )
+        if not chosen:
+            raise ConfigurationError(
+                f"App {self.name!r} declares no consumers; decorate a handler with "
+                "@app.consumer(topic, group=...)."
+            )
+        backend = self._ready_backend()
+        return [
+            GroupWorker(
+                backend,
+                group,
+                [c for c in self.consumers if c.group == group],
+                clock=self.clock,
+                publisher=self._publisher,
+            )
+            for group in chosen
+        ]
+
+    def runner(self, groups: Iterable[str] | None = None) -> Runner:
+        """Build a Runner for the chosen groups (all by default)."""
+        return Runner(self._workers(groups), grace=self.grace)
+
+    async def serve(self, groups: Iterable[str] | None = None) -> None:
+        """Run the consumers inside an existing event loop until cancelled."""
+        runner = self.runner(groups)
+        task = asyncio.create_task(runner.serve())
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            runner.request_stop()
+            await task
+            raise
+
+    def run(self, groups: Iterable[str] | None = None) -> None:
+        """Run the consumers until SIGTERM/SIGINT (blocks); same as `tidings run`."""
+        runner = self.runner(groups)
+
+        async def main() -> None:
+            runner.install_signal_handlers()
+            await runner.serve()
+
+        try:
+            asyncio.run(main())
+        finally:
+            self.close()
+
+    @contextlib.contextmanager
+    def running(self, groups: Iterable[str] | None = None) -> Iterator[Runner]:
+        """Run the consumers in a background thread for the duration of a `with` block.
+
+        Leaving the block stops them gracefully (commit, leave the group). Useful in tests
+        and in programs that host consumers next to other work.
+        """
+        runner = self.runner(groups)
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            asyncio.set_event_loop(loop)
+
+            async def main() -> None:
+                task = asyncio.ensure_future(runner.serve())
+                started.set()
+                await task
+
+            try:
+                loop.run_until_complete(main())
+            except BaseException as exc:
+                errors.append(exc)
+            finally:
+                started.set()
+                loop.close()
+
+        thread = threading.Thread(target=target, name=f"tidings-{self.name}", daemon=True)
+        thread.start()
+        started.wait()
+        try:
+            yield runner
+        finally:
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(runner.request_stop)
+            thread.join()
+            if errors:
+                raise errors[0]

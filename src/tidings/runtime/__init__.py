@@ -1,0 +1,1 @@
+"""The consumer engine, written once for every backend."""

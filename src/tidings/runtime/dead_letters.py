@@ -1,0 +1,89 @@
+"""Dead-letter records: the original record plus headers that say why and where from."""
+
+from __future__ import annotations
+
+import traceback
+
+from tidings.records import Headers, OutgoingRecord, Record
+from tidings.wire import format_time
+
+H_REASON = "tidings-dlq-reason"
+H_ERROR_TYPE = "tidings-dlq-error-type"
+H_ERROR_MESSAGE = "tidings-dlq-error-message"
+H_TRACEBACK = "tidings-dlq-traceback"
+H_ATTEMPTS = "tidings-dlq-attempts"
+H_GROUP = "tidings-dlq-group"
+H_TOPIC = "tidings-dlq-original-topic"
+H_PARTITION = "tidings-dlq-original-partition"
+H_OFFSET = "tidings-dlq-original-offset"
+H_TIME = "tidings-dlq-original-time"
+H_FAILED_AT = "tidings-dlq-failed-at"
+H_REPLAY_GROUP = "tidings-replay-group"
+"""Set on replayed events: only this group handles them; other groups skip them."""
+
+DLQ_HEADERS = frozenset(
+    {
+        H_REASON,
+        H_ERROR_TYPE,
+        H_ERROR_MESSAGE,
+        H_TRACEBACK,
+        H_ATTEMPTS,
+        H_GROUP,
+        H_TOPIC,
+        H_PARTITION,
+        H_OFFSET,
+        H_TIME,
+        H_FAILED_AT,
+    }
+)
+TRACEBACK_LIMIT = 4000
+MESSAGE_LIMIT = 1000
+
+
+def dlq_topic(topic: str, group: str) -> str:
+    """Return the dead-letter topic of `group` for events from `topic`."""
+    return f"{topic}.{group}.dlq"
+
+
+def dead_letter(
+    record: Record,
+    *,
+    group: str,
+    reason: str,
+    error: BaseException,
+    attempts: int,
+    now: float,
+) -> OutgoingRecord:
+    """Build the dead-letter record for `record` (same key, value and headers)."""
+    tb = "".join(traceback.format_exception(error))
+    if len(tb) > TRACEBACK_LIMIT:
+        tb = "...\n" + tb[-TRACEBACK_LIMIT:]
+    kept: Headers = tuple(
+        (k, v) for k, v in record.headers if k not in DLQ_HEADERS and k != H_REPLAY_GROUP
+    )
+    extra: Headers = (
+        (H_REASON, reason.encode()),
+        (H_ERROR_TYPE, type(error).__qualname__.encode()),
+        (H_ERROR_MESSAGE, str(error)[:MESSAGE_LIMIT].encode("utf-8", "replace")),
+        (H_TRACEBACK, tb.encode("utf-8", "replace")),
+        (H_ATTEMPTS, str(attempts).encode()),
+        (H_GROUP, group.encode()),
+        (H_TOPIC, record.topic.encode()),
+        (H_PARTITION, str(record.partition).encode()),
+        (H_OFFSET, str(record.offset).encode()),
+        (H_TIME, format_time(record.timestamp).encode()),
+        (H_FAILED_AT, format_time(now).encode()),
+    )
+    return OutgoingRecord(dlq_topic(record.topic, group), record.key, record.value, kept + extra)
+
+
+def replay_record(record: Record, group: str) -> OutgoingRecord:
+    """Turn a dead letter back into an event on its original topic, for `group` only."""
+    headers = dict(record.headers)
+    topic = headers.get(H_TOPIC, b"").decode()
+    kept: Headers = tuple(
+        (k, v) for k, v in record.headers if k not in DLQ_HEADERS and k != H_REPLAY_GROUP
+    )
+    return OutgoingRecord(
+        topic, record.key, record.value, (*kept, (H_REPLAY_GROUP, group.encode()))
+    )

@@ -1,0 +1,272 @@
+"""One group's membership in this process: the poll thread, commits, backpressure.
+
+The poll thread owns the backend's ConsumerHandle: it fetches, commits, pauses and resumes,
+and runs rebalance callbacks. Records go to the event loop in whole fetched batches, where
+each topic's Route runs the handler. Offsets are committed only over contiguous finished
+events (CommitTracker), asynchronously while flowing and synchronously on revocation and
+shutdown. Because the poll thread keeps calling fetch while handlers run (their partitions
+paused when too much is in flight), a long handler never costs the group membership.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from tidings.backends.base import Backend, ConsumerHandle
+from tidings.clock import Clock
+from tidings.records import Record, TopicPartition
+from tidings.runtime.commit_tracker import CommitTracker
+from tidings.runtime.dead_letters import dead_letter, dlq_topic
+from tidings.runtime.route import Route
+from tidings.runtime.spec import ConsumerSpec
+from tidings.runtime.stats import ConsumerStats
+
+log = logging.getLogger("tidings.consumer")
+
+
+class GroupWorker:
+    """Runs every consumer of one group that this process hosts."""
+
+    fetch_max = 500
+    poll_timeout = 0.05
+    commit_interval = 0.1
+    max_in_flight = 10_000
+    max_in_flight_per_partition = 2_000
+
+    def __init__(
+        self,
+        backend: Backend,
+        group: str,
+        specs: Sequence[ConsumerSpec],
+        *,
+        clock: Clock,
+        publisher: Any,
+        member_id: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.group = group
+        self.specs = list(specs)
+        self.clock = clock
+        self._publisher = publisher
+        self.member_id = member_id
+        self.start_from = self.specs[0].start
+        self.tracker = CommitTracker()
+        self.routes: dict[str, Route] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop_fetching = threading.Event()
+        self._closed = threading.Event()
+        self._abort = False
+        self._stopped: dict[TopicPartition, str] = {}
+        self._bp_paused: set[TopicPartition] = set()
+        self._global_pause = False
+        self._stop_lock = threading.Lock()
+        self._assigned: set[TopicPartition] = set()
+        self.error: BaseException | None = None
+
+    # -- lifecycle (event loop thread) ---------------------------------------------------
+
+    async def start(self) -> None:
+        """Create routes, declare dead-letter topics and start the poll thread."""
+        self._loop = asyncio.get_running_loop()
+        for spec in self.specs:
+            route = Route(spec, self)
+            self.routes[spec.topic] = route
+            route.start()
+        self._thread = threading.Thread(
+            target=self._poll_thread, name=f"tidings-poll-{self.group}", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self, grace: float) -> None:
+        """Stop fetching, let running handlers finish within `grace`, commit, leave."""
+        for route in self.routes.values():
+            route.begin_shutdown()
+        deadline = self.clock.monotonic() + grace
+        while any(r.running for r in self.routes.values()):
+            if self._abort or self.clock.monotonic() >= deadline:
+                if not self._abort:
+                    log.warning(
+                        "group %s: handlers still running after the %.1f s grace period; "
+                        "leaving without committing them (they will be redelivered)",
+                        self.group,
+                        grace,
+                    )
+                break
+            await asyncio.sleep(0.02)
+        self._stop_fetching.set()
+        await asyncio.to_thread(self._closed.wait)
+        for route in self.routes.values():
+            await route.close()
+
+    def abort(self) -> None:
+        """Leave at once: no waiting for handlers (done work is still committed)."""
+        self._abort = True
+
+    def statistics(self) -> dict[str, Any]:
+        total = ConsumerStats()
+        for route in self.routes.values():
+            total.add(route.stats)
+        snap: dict[str, Any] = total.snapshot()
+        snap["in_flight"] = self.tracker.in_flight()
+        snap["assigned"] = sorted(self._assigned)
+        return snap
+
+    # -- RouteOwner (event loop thread) --------------------------------------------------
+
+    def is_current(self, tp: TopicPartition, epoch: int) -> bool:
+        return self.tracker.is_current(tp, epoch)
+
+    def finish(self, record: Record, epoch: int) -> None:
+        self.tracker.finish(TopicPartition(record.topic, record.partition), record.offset, epoch)
+
+    def stop_partition(self, record: Record, reason: str) -> None:
+        tp = TopicPartition(record.topic, record.partition)
+        log.error(
+            "group %s stops %s[%d] at offset %d: %s. Nothing after it in this partition is "
+            "committed until this is fixed (enable dead letters to move such events aside).",
+            self.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            reason,
+        )
+        with self._stop_lock:
+            self._stopped[tp] = reason
+
+    async def write_dead_letter(
+        self, record: Record, reason: str, error: BaseException, attempts: int
+    ) -> None:
+        out = dead_letter(
+            record,
+            group=self.group,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+            now=self.clock.time(),
+        )
+        await asyncio.to_thread(self.backend.produce, [out])
+        log.error(
+            "group %s: %s[%d]@%d dead-lettered to %s after %d attempt(s): %s: %s",
+            self.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            dlq_topic(record.topic, self.group),
+            attempts,
+            reason,
+            error,
+        )
+
+    def context_publisher(self) -> Any:
+        return self._publisher
+
+    def time(self) -> float:
+        return self.clock.time()
+
+    # -- RebalanceListener (poll thread, inside fetch) -----------------------------------
+
+    def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        self._assigned.update(partitions)
+        log.info("group %s: assigned %s", self.group, _fmt(partitions))
+
+    def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        offsets = self.tracker.revoke(partitions)
+        handle = self._handle
+        if offsets and handle is not None:
+            try:
+                handle.commit(offsets, sync=True)
+            except Exception as exc:
+                log.warning("group %s: commit on revocation failed: %r", self.group, exc)
+        self._assigned.difference_update(partitions)
+        self._bp_paused.difference_update(partitions)
+        with self._stop_lock:
+            for tp in partitions:
+                self._stopped.pop(tp, None)
+        log.info("group %s: revoked %s", self.group, _fmt(partitions))
+
+    # -- the poll thread -------------------------------------------------------------------
+
+    _handle: ConsumerHandle | None = None
+
+    def _poll_thread(self) -> None:
+        try:
+            self._handle = self.backend.open_consumer(
+                self.group,
+                list(self.routes),
+                start=self.start_from,
+                listener=self,
+                member_id=self.member_id,
+            )
+            self._poll_loop(self._handle)
+        except BaseException as exc:
+            self.error = exc
+            log.error("group %s: consumer failed: %s", self.group, exc)
+        finally:
+            self._closed.set()
+
+    def _poll_loop(self, handle: ConsumerHandle) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        next_commit = self.clock.monotonic() + self.commit_interval
+        while not self._stop_fetching.is_set():
+            self._apply_pauses(handle)
+            if self.clock.monotonic() >= next_commit:
+                self._commit(handle, sync=False)
+                next_commit = self.clock.monotonic() + self.commit_interval
+            records = handle.fetch(self.fetch_max, self.poll_timeout)
+            if records:
+                epochs = self.tracker.track(records)
+                loop.call_soon_threadsafe(self._dispatch, records, epochs)
+        try:
+            self._commit(handle, sync=True)
+        finally:
+            handle.close()
+
+    def _commit(self, handle: ConsumerHandle, *, sync: bool) -> None:
+        offsets = self.tracker.take_committable()
+        if offsets:
+            try:
+                handle.commit(offsets, sync=sync)
+            except Exception as exc:
+                log.warning("group %s: commit failed (%r); will retry", self.group, exc)
+
+    def _apply_pauses(self, handle: ConsumerHandle) -> None:
+        """Pause partitions with too much in flight (or stopped); resume them when drained."""
+        counts = self.tracker.in_flight_by_partition()
+        total = sum(counts.values())
+        with self._stop_lock:
+            want: set[TopicPartition] = set(self._stopped)
+        cap = self.max_in_flight_per_partition
+        for tp in self._assigned:
+            n = counts.get(tp, 0)
+            if n >= cap or (tp in self._bp_paused and n > cap // 2):
+                want.add(tp)
+        limit = self.max_in_flight
+        self._global_pause = total >= limit or (self._global_pause and total > limit // 2)
+        if self._global_pause:
+            want |= self._assigned
+        pause = sorted(want - self._bp_paused)
+        resume = sorted(self._bp_paused - want)
+        if pause:
+            handle.pause(pause)
+        if resume:
+            handle.resume(resume)
+        self._bp_paused = want & self._assigned
+
+    def _dispatch(self, records: list[Record], epochs: list[int]) -> None:
+        routes = self.routes
+        for rec, epoch in zip(records, epochs, strict=True):
+            route = routes.get(rec.topic)
+            if route is None:
+                self.finish(rec, epoch)
+                continue
+            route.submit(rec, epoch)
+
+
+def _fmt(partitions: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

@@ -1,0 +1,324 @@
+"""Dispatch for one consumer: decode, run the handler in key order, act on the Outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from tidings.context import Context, context_headers
+from tidings.events import Event
+from tidings.exceptions import DecodeError, HandlerTimeout
+from tidings.records import Record, TopicPartition
+from tidings.runtime.dead_letters import H_REPLAY_GROUP
+from tidings.runtime.lanes import Lanes
+from tidings.runtime.outcome import Outcome
+from tidings.runtime.spec import ConsumerSpec
+from tidings.runtime.stats import ConsumerStats
+from tidings.wire import H_TYPE, Envelope, decode_data, read_envelope, validate
+
+log = logging.getLogger("tidings.consumer")
+
+
+class RouteOwner(Protocol):
+    """What a route needs from its group worker."""
+
+    group: str
+
+    def is_current(self, tp: TopicPartition, epoch: int) -> bool: ...
+
+    def finish(self, record: Record, epoch: int) -> None: ...
+
+    def stop_partition(self, record: Record, reason: str) -> None: ...
+
+    async def write_dead_letter(
+        self, record: Record, reason: str, error: BaseException, attempts: int
+    ) -> None: ...
+
+    def context_publisher(self) -> Any: ...
+
+    def time(self) -> float: ...
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One fetched record on its way through a route."""
+
+    record: Record
+    epoch: int
+    attempt: int = 1
+    event: Event | None = None
+    env: Envelope | None = None
+
+
+class Route:
+    """Runs one consumer's handler over the records of its topic.
+
+    Up to `concurrency` events run at once, never two of one key, always in fetch order per
+    key. A failing event waits out its backoff parked (it takes no concurrency slot), holding
+    back only its key. Work of revoked partitions is dropped before it starts.
+    """
+
+    def __init__(self, spec: ConsumerSpec, owner: RouteOwner) -> None:
+        self.spec = spec
+        self.owner = owner
+        self.stats = ConsumerStats()
+        self.lanes: Lanes[Delivery] = Lanes()
+        self.running = 0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._parked: set[asyncio.TimerHandle] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        handler = spec.handler
+        if not handler.is_async:
+            self._executor = ThreadPoolExecutor(
+                max_workers=spec.concurrency, thread_name_prefix=f"tidings-{spec.group}"
+            )
+        self._single = handler.single_class()
+        self._types = handler.type_names if handler.accepts is not None else None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        workers = 1 if self.spec.batch is not None else self.spec.concurrency
+        body = self._batch_worker if self.spec.batch is not None else self._worker
+        self._tasks = [
+            asyncio.create_task(body(), name=f"{self.spec.name}#{i}") for i in range(workers)
+        ]
+
+    def begin_shutdown(self) -> None:
+        """Start no new work; parked retries are abandoned (redelivered after restart)."""
+        self._stopping = True
+        for handle in self._parked:
+            handle.cancel()
+        self._parked.clear()
+        self._wake.set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- intake ------------------------------------------------------------------------
+
+    def submit(self, record: Record, epoch: int) -> None:
+        """Take a fetched record (on the event loop thread)."""
+        self.stats.received += 1
+        etype: bytes | None = None
+        for name, value in record.headers:
+            if name == H_TYPE:
+                etype = value
+            elif name == H_REPLAY_GROUP and value.decode("utf-8", "replace") != self.owner.group:
+                self._skip(record, epoch)
+                return
+        if (
+            self._types is not None
+            and etype is not None
+            and etype.decode("utf-8", "replace") not in self._types
+        ):
+            self._skip(record, epoch)
+            return
+        lane: Hashable | None = None
+        if record.key is not None and self.spec.batch is None:
+            lane = (record.topic, record.key)
+        self.lanes.submit(lane, Delivery(record, epoch))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def _skip(self, record: Record, epoch: int) -> None:
+        self.stats.skipped += 1
+        self.owner.finish(record, epoch)
+
+    # -- workers -----------------------------------------------------------------------
+
+    async def _next(self) -> tuple[Hashable | None, Delivery] | None:
+        while True:
+            if self._stopping:
+                return None
+            ready = self.lanes.ready
+            if ready:
+                return ready.popleft()
+            self._wake.clear()
+            await self._wake.wait()
+
+    async def _worker(self) -> None:
+        while True:
+            nxt = await self._next()
+            if nxt is None:
+                return
+            lane, delivery = nxt
+            self.running += 1
+            try:
+                await self._deliver(lane, delivery)
+            finally:
+                self.running -= 1
+
+    async def _deliver(self, lane: Hashable | None, d: Delivery) -> None:
+        rec = d.record
+        if not self.owner.is_current(rec.tp, d.epoch):
+            self.lanes.finish(lane)
+            return
+        if d.event is None:
+            try:
+                d.env, d.event = self._decode(rec)
+            except DecodeError as exc:
+                await self._settle(lane, d, Outcome.DEAD_LETTER, exc, exc.reason)
+                return
+            if d.event is None:
+                self.stats.skipped += 1
+                self.lanes.finish(lane)
+                self.owner.finish(rec, d.epoch)
+                return
+        try:
+            await self._call(d.event, self._context(d) if self.spec.handler.takes_context else None)
+        except Exception as exc:
+            self.stats.failed_attempts += 1
+            if self.spec.retry.should_retry(exc, d.attempt):
+                await self._settle(lane, d, Outcome.RETRY, exc, "handler_error")
+            else:
+                await self._settle(lane, d, Outcome.DEAD_LETTER, exc, "handler_error")
+            return
+        self.stats.handled += 1
+        self.lanes.finish(lane)
+        self.owner.finish(rec, d.epoch)
+
+    def _decode(self, rec: Record) -> tuple[Envelope, Event | None]:
+        env, data = read_envelope(rec)
+        if self._types is not None and env.event_type not in self._types:
+            return env, None  # structured-mode events are only typed after reading them
+        if self._single is not None:
+            return env, validate(rec, self._single, data)
+        return env, decode_data(rec, env, data)
+
+    def _context(self, d: Delivery, attempt: int | None = None) -> Context:
+        rec, env = d.record, d.env
+        assert env is not None
+        return Context(
+            topic=rec.topic,
+            partition=rec.partition,
+            offset=rec.offset,
+            key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
+            headers=context_headers(rec.headers),
+            event_id=env.event_id,
+            event_type=env.event_type,
+            timestamp=env.time if env.time is not None else rec.timestamp,
+            attempt=attempt or d.attempt,
+            group=self.owner.group,
+            _publisher=self.owner.context_publisher(),
+        )
+
+    async def _call(self, payload: Any, ctx: Context | None) -> None:
+        func = self.spec.handler.func
+        args = (payload,) if ctx is None else (payload, ctx)
+        timeout = self.spec.timeout
+        if self.spec.handler.is_async:
+            if timeout is None:
+                await func(*args)
+                return
+            try:
+                async with asyncio.timeout(timeout):
+                    await func(*args)
+            except TimeoutError:
+                raise HandlerTimeout(
+                    f"{self.spec.handler.name} ran longer than its timeout of {timeout:g} s"
+                ) from None
+            return
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, _call_sync, func, args)
+        if timeout is None:
+            await fut
+            return
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise HandlerTimeout(
+                f"{self.spec.handler.name} ran longer than its timeout of {timeout:g} s (the "
+                "thread keeps running; make the handler honour a deadline)"
+            ) from None
+
+    async def _settle(
+        self,
+        lane: Hashable | None,
+        d: Delivery,
+        outcome: Outcome,
+        exc: BaseException,
+        reason: str,
+    ) -> None:
+        rec = d.record
+        if outcome is Outcome.RETRY:
+            delay = self.spec.retry.delay_before(d.attempt + 1)
+            self.stats.retried += 1
+            log.warning(
+                "%s failed on %s[%d]@%d (attempt %d of %d): %r; retrying in %.2fs",
+                self.spec.handler.name,
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                d.attempt,
+                self.spec.retry.attempts,
+                exc,
+                delay,
+            )
+            d.attempt += 1
+            self._park(lane, d, delay)
+            return
+        if not self.spec.dead_letter:
+            self.stats.stopped_partitions += 1
+            self.owner.stop_partition(rec, f"{reason}: {exc}")
+            return  # the lane stays busy: nothing after this event of its key runs
+        try:
+            await self.owner.write_dead_letter(rec, reason, exc, d.attempt)
+        except Exception as write_error:
+            log.error(
+                "Could not write %s[%d]@%d to the dead-letter topic (%r); retrying in 5 s. "
+                "The offset is not committed meanwhile.",
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                write_error,
+            )
+            self._park(lane, d, 5.0, retry_dlq=(outcome, exc, reason))
+            return
+        self.stats.dead_lettered += 1
+        self.lanes.finish(lane)
+        self.owner.finish(rec, d.epoch)
+
+    def _park(
+        self,
+        lane: Hashable | None,
+        d: Delivery,
+        delay: float,
+        retry_dlq: tuple[Outcome, BaseException, str] | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            self._parked.discard(handle)
+            if retry_dlq is not None:
+                task = loop.create_task(self._settle(lane, d, *retry_dlq))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+                return
+            self.lanes.requeue(lane, d)
+            self._wake.set()
+
+        handle = loop.call_later(delay, due)
+        self._parked.add(handle)
+
+    # -- batches -----------------------------------------------------------------------
+
+    async def _batch_worker(self) -> None:
+        from tidings.runtime.batching import run_batches
+
+        await run_batches(self)
+
+
+def _call_sync(func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    func(*args)

@@ -1,0 +1,75 @@
+"""Run group workers until asked to stop; graceful first, abort on a second signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from tidings.exceptions import BrokerError
+from tidings.runtime.group_worker import GroupWorker
+
+log = logging.getLogger("tidings.runner")
+
+
+class Runner:
+    """Starts every GroupWorker, waits for a stop request, and shuts them down in order."""
+
+    def __init__(self, workers: Sequence[GroupWorker], *, grace: float) -> None:
+        self.workers = list(workers)
+        self.grace = grace
+        self._stop: asyncio.Event | None = None
+        self._signals = 0
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop (thread-safe through the loop)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    def abort(self) -> None:
+        for worker in self.workers:
+            worker.abort()
+        self.request_stop()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop gracefully; a second SIGINT aborts at once."""
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            self._signals += 1
+            if self._signals == 1:
+                log.warning(
+                    "%s: stopping gracefully (up to %.0f s); press Ctrl-C again to abort",
+                    signal.Signals(signum).name,
+                    self.grace,
+                )
+                self.request_stop()
+            elif signum == signal.SIGINT:
+                log.warning("aborting: unfinished work is not committed")
+                self.abort()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+    async def serve(self) -> None:
+        """Run until a stop request or a worker's fatal error (re-raised after shutdown)."""
+        self._stop = asyncio.Event()
+        for worker in self.workers:
+            await worker.start()
+        try:
+            while not self._stop.is_set():
+                failed = next((w for w in self.workers if w.error is not None), None)
+                if failed is not None:
+                    break
+                try:
+                    await asyncio.wait_for(self._stop.wait(), 0.2)
+                except TimeoutError:
+                    pass
+        finally:
+            await asyncio.gather(*(w.stop(self.grace) for w in self.workers))
+        errors = [w.error for w in self.workers if w.error is not None]
+        if errors:
+            err = errors[0]
+            if isinstance(err, BrokerError | Exception):
+                raise err

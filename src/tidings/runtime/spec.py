@@ -1,0 +1,28 @@
+"""A registered consumer: the handler and the policies chosen for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidings.records import Start
+from tidings.runtime.handlers import HandlerInfo
+from tidings.runtime.policies import Batch, Retry
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsumerSpec:
+    """One `@app.consumer` registration: a handler on a topic, in a group."""
+
+    handler: HandlerInfo
+    topic: str
+    group: str
+    retry: Retry
+    dead_letter: bool
+    concurrency: int
+    batch: Batch | None
+    timeout: float | None
+    start: Start
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}:{self.handler.name}"
