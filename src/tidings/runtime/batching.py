@@ -98,7 +98,7 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
             delay = spec.retry.delay_before(last.attempt + 1)
             for d in batch:
                 d.attempt += 1
-            await asyncio.sleep(delay)
+            await route.owner.sleep(delay)
             continue
         route.stats.handled += len(batch)
         route.stats.batches += 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tidings.backends.base import Backend, ConsumerHandle
@@ -21,7 +21,7 @@ from tidings.clock import Clock
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker
 from tidings.runtime.dead_letters import dead_letter, dlq_topic
-from tidings.runtime.route import Route
+from tidings.runtime.route import Cancellable, Route
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
 
@@ -167,6 +167,28 @@ class GroupWorker:
 
     def time(self) -> float:
         return self.clock.time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable:
+        """Run `callback` on the event loop after `delay` seconds of the app's clock."""
+        schedule = getattr(self.clock, "call_later", None)
+        if schedule is None:
+            assert self._loop is not None
+            return self._loop.call_later(delay, callback)
+        loop = self._loop
+        assert loop is not None
+        handle: Cancellable = schedule(delay, lambda: loop.call_soon_threadsafe(callback))
+        return handle
+
+    async def sleep(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        self.call_later(delay, wake)
+        await done
 
     # -- RebalanceListener (poll thread, inside fetch) -----------------------------------
 

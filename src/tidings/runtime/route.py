@@ -42,6 +42,14 @@ class RouteOwner(Protocol):
 
     def time(self) -> float: ...
 
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Cancellable: ...
+
+    async def sleep(self, delay: float) -> None: ...
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
 
 @dataclass(slots=True)
 class Delivery:
@@ -71,7 +79,7 @@ class Route:
         self._wake = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._parked: set[asyncio.TimerHandle] = set()
+        self._parked: set[Cancellable] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._executor: ThreadPoolExecutor | None = None
         handler = spec.handler
@@ -309,7 +317,7 @@ class Route:
             self.lanes.requeue(lane, d)
             self._wake.set()
 
-        handle = loop.call_later(delay, due)
+        handle = self.owner.call_later(delay, due)
         self._parked.add(handle)
 
     # -- batches -----------------------------------------------------------------------

@@ -1,0 +1,16 @@
+"""Test helpers for users' own tests: a fake clock and an in-memory harness.
+
+from tidings.testing import Harness
+
+def test_ban_freezes_payments():
+    with Harness(app) as h:
+        h.publish(account_events, AccountBanned(account_id="42", reason="fraud"), key="42")
+        h.drain()
+        assert frozen == {"42"}
+        h.advance(timedelta(days=30))   # delayed events fall due; drain runs them
+"""
+
+from tidings.testing.clock import FakeClock
+from tidings.testing.harness import Harness
+
+__all__ = ["FakeClock", "Harness"]
