@@ -1,0 +1,309 @@
+"""Topics, offsets and consumer groups through librdkafka's AdminClient.
+
+Every call is bounded by the backend's `connect_timeout`: a broker that does not answer
+raises `BrokerUnavailable`, never a hang. The AdminClient is thread-safe and shared.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+from confluent_kafka import TopicPartition as KafkaTP
+
+# These are documented public names; the stubs just do not re-export them.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ClusterMetadata,
+    ConfigResource,
+    ConfigSource,
+    NewTopic,
+    OffsetSpec,
+    ResourceType,
+)
+
+from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
+from tidings.backends.kafka.config import KafkaSettings, config_error
+from tidings.backends.kafka.errors import broker_unavailable, kafka_error, translate
+from tidings.exceptions import BrokerError, ConfigurationError
+from tidings.records import TopicPartition, TopicSpec
+
+T = TypeVar("T")
+
+EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
+LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+
+INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
+INTERNAL_GROUP_PREFIX = "tidings."
+
+
+def is_internal_topic(name: str) -> bool:
+    return name.startswith(INTERNAL_TOPIC_PREFIXES)
+
+
+class KafkaAdmin:
+    """The admin half of `KafkaBackend`: metadata, topic creation, offsets and groups."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._client: AdminClient | None = None
+        self.known_topics: dict[str, int] = {}
+        """Partition counts of topics seen to exist (they never shrink)."""
+
+    @property
+    def client(self) -> AdminClient:
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = AdminClient(self.settings.admin_config())  # type: ignore[arg-type]
+                except (KafkaException, TypeError, ValueError) as exc:
+                    raise config_error(exc, self.settings, "admin client") from exc
+            return self._client
+
+    def _wait(self, future: Future[T], action: str) -> T:
+        timeout = self.settings.connect_timeout
+        try:
+            return future.result(timeout=timeout + 5)
+        except FutureTimeout as exc:
+            raise broker_unavailable(self.settings.servers, timeout, action) from exc
+        except KafkaException as exc:
+            raise translate(exc, action, self.settings.servers, timeout) from exc
+
+    def metadata(self, topic: str | None = None) -> ClusterMetadata:
+        """Fetch cluster metadata, proving a broker answers; raises BrokerUnavailable."""
+        timeout = self.settings.connect_timeout
+        try:
+            md = self.client.list_topics(topic, timeout=timeout)
+        except KafkaException as exc:
+            raise translate(exc, "fetch metadata", self.settings.servers, timeout) from exc
+        for name, tmd in md.topics.items():
+            if tmd.error is None and tmd.partitions:
+                self.known_topics[name] = len(tmd.partitions)
+        return md
+
+    # -- topics --------------------------------------------------------------------------
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the missing topics and wait until each has a leader for every partition."""
+        wanted = {s.name: s for s in specs if s.name not in self.known_topics}
+        if not wanted:
+            return
+        existing = self.metadata().topics
+        missing = [s for name, s in wanted.items() if name not in existing]
+        if missing:
+            new = [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    config=(
+                        {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
+                        if s.retention is not None
+                        else {}
+                    ),
+                )
+                for s in missing
+            ]
+            timeout = self.settings.connect_timeout
+            futures = self.client.create_topics(
+                new, operation_timeout=timeout, request_timeout=timeout
+            )
+            for name, future in futures.items():
+                try:
+                    self._wait(future, f"create topic {name!r}")
+                except BrokerError as exc:
+                    cause = kafka_error(exc.__cause__) if exc.__cause__ else None
+                    if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise
+        self._await_leaders(list(wanted))
+
+    def _await_leaders(self, names: list[str]) -> None:
+        deadline = time.monotonic() + self.settings.connect_timeout
+        pending = set(names)
+        while pending:
+            md = self.metadata()
+            for name in list(pending):
+                tmd = md.topics.get(name)
+                if (
+                    tmd is not None
+                    and tmd.error is None
+                    and tmd.partitions
+                    and all(p.leader >= 0 for p in tmd.partitions.values())
+                ):
+                    pending.discard(name)
+            if pending and time.monotonic() > deadline:
+                raise BrokerError(
+                    f"Kafka at {self.settings.servers} created topics {sorted(pending)} but they "
+                    f"have no leader after {self.settings.connect_timeout:g} s; check the "
+                    "broker log."
+                )
+            if pending:
+                time.sleep(0.05)
+
+    def partition_count(self, topic: str) -> int:
+        """Return how many partitions `topic` has, creating it (one partition) if missing."""
+        count = self.known_topics.get(topic)
+        if count is None:
+            self.ensure_topics([TopicSpec(topic)])
+            count = self.known_topics[topic]
+        return count
+
+    def offsets(
+        self, partitions: Iterable[TopicPartition], spec: OffsetSpec
+    ) -> dict[TopicPartition, int]:
+        """Look up an offset per partition (earliest, latest or for a timestamp)."""
+        request = {KafkaTP(tp.topic, tp.partition): spec for tp in partitions}
+        if not request:
+            return {}
+        timeout = self.settings.connect_timeout
+        futures = self.client.list_offsets(request, request_timeout=timeout)
+        return {
+            TopicPartition(ktp.topic, ktp.partition): self._wait(f, "list offsets").offset
+            for ktp, f in futures.items()
+        }
+
+    def topics(self) -> list[TopicInfo]:
+        md = self.metadata()
+        names = sorted(
+            n for n, t in md.topics.items() if t.error is None and not is_internal_topic(n)
+        )
+        if not names:
+            return []
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
+        timeout = self.settings.connect_timeout
+        configs = self.client.describe_configs(resources, request_timeout=timeout)
+        retention: dict[str, float | None] = {}
+        for resource, future in configs.items():
+            entry = self._wait(future, "describe topic configs").get("retention.ms")
+            ms = int(entry.value) if entry is not None and entry.value is not None else -1
+            overridden = entry is not None and entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG
+            retention[resource.name] = ms / 1000 if overridden and ms >= 0 else None
+        tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
+        starts = self.offsets(tps, EARLIEST)
+        ends = self.offsets(tps, LATEST)
+        return [
+            TopicInfo(
+                name=n,
+                partitions=len(md.topics[n].partitions),
+                retention=retention.get(n),
+                start_offsets=tuple(starts[tp] for tp in tps if tp.topic == n),
+                end_offsets=tuple(ends[tp] for tp in tps if tp.topic == n),
+            )
+            for n in names
+        ]
+
+    # -- groups --------------------------------------------------------------------------
+
+    def _describe_groups(self, ids: list[str]) -> dict[str, Any]:
+        if not ids:
+            return {}
+        timeout = self.settings.connect_timeout
+        futures = self.client.describe_consumer_groups(ids, request_timeout=timeout)
+        return {g: self._wait(f, f"describe group {g!r}") for g, f in futures.items()}
+
+    def _committed(self, group: str) -> dict[TopicPartition, int]:
+        timeout = self.settings.connect_timeout
+        futures = self.client.list_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
+        )
+        result = self._wait(futures[group], f"list offsets of group {group!r}")
+        return {
+            TopicPartition(ktp.topic, ktp.partition): ktp.offset
+            for ktp in result.topic_partitions or []
+            if ktp.error is None and ktp.offset >= 0
+        }
+
+    def groups(self) -> list[GroupInfo]:
+        self.metadata()
+        timeout = self.settings.connect_timeout
+        listing = self._wait(
+            self.client.list_consumer_groups(request_timeout=timeout), "list groups"
+        )
+        ids = sorted(
+            g.group_id for g in listing.valid if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
+        )
+        described = self._describe_groups(ids)
+        rows: list[tuple[str, str, tuple[str, ...], dict[TopicPartition, int], dict[Any, str]]] = []
+        for gid in ids:
+            desc = described[gid]
+            owners: dict[TopicPartition, str] = {}
+            members = []
+            for m in desc.members:
+                label = m.client_id or m.member_id
+                members.append(label)
+                for ktp in m.assignment.topic_partitions if m.assignment else []:
+                    owners[TopicPartition(ktp.topic, ktp.partition)] = label
+            state = desc.state.name.replace("_", " ").title().replace(" ", "")
+            rows.append((gid, state, tuple(sorted(members)), self._committed(gid), owners))
+        every = {tp for *_, committed, owners in rows for tp in (*committed, *owners)}
+        ends = self.offsets(every, LATEST)
+        return [
+            GroupInfo(
+                gid,
+                state,
+                members,
+                tuple(
+                    PartitionLag(
+                        tp.topic, tp.partition, committed.get(tp), ends[tp], owners.get(tp)
+                    )
+                    for tp in sorted({*committed, *owners})
+                ),
+            )
+            for gid, state, members, committed, owners in rows
+        ]
+
+    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
+        if to == "earliest":
+            spec = EARLIEST
+        elif to == "latest":
+            spec = LATEST
+        else:
+            try:
+                spec = OffsetSpec.for_timestamp(int(float(to) * 1000))
+            except ValueError:
+                raise ConfigurationError(
+                    f"Cannot reset group {group!r} to {to!r}: use 'earliest', 'latest' or a "
+                    "time (seconds since the epoch)."
+                ) from None
+        described = self._describe_groups([group]).get(group)
+        if described is not None and described.members:
+            names = ", ".join(sorted(m.client_id or m.member_id for m in described.members))
+            raise ConfigurationError(
+                f"Group {group!r} has {len(described.members)} live member(s) ({names}); stop "
+                "its workers before resetting offsets."
+            )
+        md = self.metadata(topic)
+        tmd = md.topics.get(topic)
+        if tmd is None or tmd.error is not None or not tmd.partitions:
+            raise ConfigurationError(
+                f"Topic {topic!r} does not exist on {self.settings.servers}; check the name "
+                "with `tidings topics list`."
+            )
+        tps = [TopicPartition(topic, p) for p in sorted(tmd.partitions)]
+        offsets = self.offsets(tps, spec)
+        if to not in ("earliest", "latest"):  # no record at or after that time: the end
+            ends = self.offsets(tps, LATEST)
+            offsets = {tp: o if o >= 0 else ends[tp] for tp, o in offsets.items()}
+        request = ConsumerGroupTopicPartitions(
+            group, [KafkaTP(tp.topic, tp.partition, o) for tp, o in offsets.items()]
+        )
+        timeout = self.settings.connect_timeout
+        futures = self.client.alter_consumer_group_offsets([request], request_timeout=timeout)
+        result = self._wait(futures[group], f"reset offsets of group {group!r}")
+        failed = [ktp for ktp in result.topic_partitions or [] if ktp.error is not None]
+        if failed:
+            raise BrokerError(
+                f"Kafka refused to reset group {group!r} on {topic!r}: "
+                + "; ".join(f"partition {k.partition}: {k.error}" for k in failed)
+                + ". Make sure no worker of the group is running and retry."
+            )
+        return offsets
+
+    def close(self) -> None:
+        with self._lock:
+            self._client = None

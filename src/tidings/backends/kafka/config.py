@@ -1,0 +1,208 @@
+"""Turn a broker URL, backend options and the environment into librdkafka configurations.
+
+librdkafka's defaults favour latency over safety; tidings overrides the ones that would lose
+or reorder data (see `PRODUCER_DEFAULTS` and `CONSUMER_DEFAULTS`). Every librdkafka property
+(https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md) can be passed
+through, lowest precedence first:
+
+1. the environment: ``TIDINGS_KAFKA_<PROPERTY>``, upper case with ``_`` for ``.``
+   (``TIDINGS_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` sets ``security.protocol``);
+2. ``config={...}`` (every client), ``producer_config={...}``, ``consumer_config={...}``
+   with librdkafka's own dotted names;
+3. keyword options, ``_`` for ``.`` (``sasl_mechanism="PLAIN"`` sets ``sasl.mechanism``).
+
+tidings' own options (keyword or ``TIDINGS_KAFKA_<NAME>``): ``connect_timeout`` (seconds a
+broker has to answer before `BrokerUnavailable`, default 10), ``delivery_timeout`` (seconds
+a produced record may take to be acknowledged, default 30; librdkafka's
+``message.timeout.ms``) and ``delays`` (run the delay scheduler in group workers, default
+true). A property librdkafka does not know raises `ConfigurationError` naming it and where it
+came from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from tidings.exceptions import ConfigurationError
+
+CONFIG_DOCS = "https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md"
+
+PRODUCER_DEFAULTS: dict[str, object] = {
+    "enable.idempotence": True,  # retries never duplicate or reorder
+    "acks": "all",
+    "partitioner": "murmur2_random",  # Java-compatible: a key lands where Java puts it
+    "linger.ms": 5,  # batch bursts; `produce` flushes, so a lone publish does not wait
+}
+CONSUMER_DEFAULTS: dict[str, object] = {
+    "enable.auto.commit": False,  # the runtime commits only handled offsets
+    "enable.auto.offset.store": False,
+    "partition.assignment.strategy": "cooperative-sticky",
+}
+
+# TIDINGS_KAFKA_* variables that belong to scripts/kafka or the test suite, not librdkafka.
+RESERVED_ENV = frozenset(
+    {
+        "BOOTSTRAP",
+        "CONTROLLER_PORT",
+        "HOME",
+        "JVM_OPTS",
+        "LOG_LEVEL",
+        "MVN_ARGS",
+        "PORT",
+        "PROPS",
+        "RUN",
+        "START_TIMEOUT",
+        "STOP_TIMEOUT",
+        "TOOL_OPTS",
+    }
+)
+# librdkafka properties whose own names contain underscores.
+UNDERSCORED = frozenset({"log_level"})
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Everything the Kafka backend needs to build its clients; see the module docstring."""
+
+    servers: str
+    connect_timeout: float = 10.0
+    delivery_timeout: float = 30.0
+    delays: bool = True
+    common: dict[str, object] = field(default_factory=dict)
+    producer: dict[str, object] = field(default_factory=dict)
+    consumer: dict[str, object] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    """Where each passed-through property came from, for error messages."""
+
+    def producer_config(self) -> dict[str, object]:
+        conf: dict[str, object] = {"bootstrap.servers": self.servers}
+        conf.update(PRODUCER_DEFAULTS)
+        conf["message.timeout.ms"] = int(self.delivery_timeout * 1000)
+        conf.update(self.common)
+        conf.update(self.producer)
+        return conf
+
+    def consumer_config(self, group_id: str, *, start: str) -> dict[str, object]:
+        conf: dict[str, object] = {"bootstrap.servers": self.servers}
+        conf.update(CONSUMER_DEFAULTS)
+        conf["auto.offset.reset"] = start
+        conf.update(self.common)
+        conf.update(self.consumer)
+        conf["group.id"] = group_id
+        return conf
+
+    def admin_config(self) -> dict[str, object]:
+        conf: dict[str, object] = {"bootstrap.servers": self.servers}
+        conf.update(self.common)
+        return conf
+
+
+def property_name(name: str) -> str:
+    """Map a keyword or environment name (``sasl_mechanism``) to librdkafka's name."""
+    lower = name.lower()
+    return lower if lower in UNDERSCORED or "." in lower else lower.replace("_", ".")
+
+
+def _seconds(value: object, origin: str) -> float:
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise ConfigurationError(f"{origin} must be a positive number of seconds, got {value!r}.")
+    return seconds
+
+
+def _flag(value: object, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationError(f"{origin} must be true or false, got {value!r}.")
+
+
+def _mapping(value: object, origin: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ConfigurationError(
+            f"{origin} must be a dict of librdkafka properties, e.g. "
+            f"{{'security.protocol': 'SASL_SSL'}}; got {value!r}."
+        )
+    return value
+
+
+OWN_OPTIONS = ("connect_timeout", "delivery_timeout", "delays")
+SCOPED = {"config": "common", "producer_config": "producer", "consumer_config": "consumer"}
+
+
+def load_settings(
+    servers: str, options: Mapping[str, object], environ: Mapping[str, str] | None = None
+) -> KafkaSettings:
+    """Merge environment and options into `KafkaSettings` (see the module docstring).
+
+    Raises:
+        ConfigurationError: an own option has a bad value or a scoped config is not a dict.
+            Unknown librdkafka properties are caught later, when a client is built
+            (`config_error` names them).
+    """
+    env = os.environ if environ is None else environ
+    own: dict[str, tuple[object, str]] = {}
+    scoped: dict[str, dict[str, object]] = {"common": {}, "producer": {}, "consumer": {}}
+    origins: dict[str, str] = {}
+    for var in sorted(env):
+        if not var.startswith("TIDINGS_KAFKA_"):
+            continue
+        name = var.removeprefix("TIDINGS_KAFKA_")
+        if name in RESERVED_ENV or not name:
+            continue
+        if name.lower() in OWN_OPTIONS:
+            own[name.lower()] = (env[var], f"environment variable {var}")
+            continue
+        prop = property_name(name)
+        scoped["common"][prop] = env[var]
+        origins[prop] = f"environment variable {var}"
+    for key, value in options.items():
+        if key in OWN_OPTIONS:
+            own[key] = (value, f"option {key}=")
+        elif key in SCOPED:
+            for prop, prop_value in _mapping(value, f"option {key}=").items():
+                scoped[SCOPED[key]][prop] = prop_value
+                origins[prop] = f"option {key}={{{prop!r}: ...}}"
+        else:
+            prop = property_name(key)
+            scoped["common"][prop] = value
+            origins[prop] = f"option {key}="
+    connect = own.get("connect_timeout")
+    delivery = own.get("delivery_timeout")
+    delays = own.get("delays")
+    return KafkaSettings(
+        servers=servers,
+        connect_timeout=_seconds(*connect) if connect else 10.0,
+        delivery_timeout=_seconds(*delivery) if delivery else 30.0,
+        delays=_flag(*delays) if delays else True,
+        common=scoped["common"],
+        producer=scoped["producer"],
+        consumer=scoped["consumer"],
+        origins=origins,
+    )
+
+
+def config_error(exc: BaseException, settings: KafkaSettings, client: str) -> ConfigurationError:
+    """Explain a librdkafka configuration failure (`KafkaException` or `TypeError`)."""
+    text = str(exc.args[0]) if exc.args else str(exc)
+    detail = getattr(exc.args[0], "str", None) if exc.args else None
+    if callable(detail):
+        text = str(detail())
+    origin = ""
+    for prop, source in settings.origins.items():
+        if f'"{prop}"' in text or f"'{prop}'" in text or prop in text.split():
+            origin = f" (set by {source})"
+            break
+    return ConfigurationError(
+        f"Invalid Kafka {client} configuration{origin}: {text}. Fix or remove the property; "
+        f"valid properties are listed at {CONFIG_DOCS}."
+    )

@@ -1,0 +1,269 @@
+"""A group member (or, with group None, a plain reader) over a librdkafka consumer.
+
+librdkafka tracks positions; the handle adds what the seam promises on top:
+
+* `fetch` returns as soon as one record is ready (one `poll`, then what is already buffered),
+  and serves heartbeats and rebalance callbacks even when every partition is paused.
+* Rebalance callbacks assign first, then tell the listener, so the listener may `seek` and
+  `pause` the partitions it was just given; a lost assignment is reported as revoked.
+* `commit` only commits partitions this member owns, so a late commit can never move a new
+  owner's offset; a commit refused because the group is rebalancing is logged and dropped
+  (the records are redelivered to the new owner: at least once).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+)
+from confluent_kafka import TopicPartition as KafkaTP
+
+from tidings.backends.base import RebalanceListener
+from tidings.backends.kafka.config import KafkaSettings, config_error
+from tidings.backends.kafka.errors import describe, kafka_error
+from tidings.exceptions import BrokerError
+from tidings.records import Headers, Record, Start, TopicPartition
+
+LOG = logging.getLogger("tidings.kafka")
+
+# Commit refusals that only mean "the group moved on": the new owner redelivers.
+REBALANCING = frozenset(
+    {
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError._ASSIGNMENT_LOST,
+        KafkaError._NO_OFFSET,
+        KafkaError._STATE,
+    }
+)
+
+
+def _headers(raw: list[tuple[str, str | bytes | None]]) -> Headers:
+    return tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in raw)
+
+
+def to_record(msg: Message) -> Record:
+    """Convert a librdkafka message (without error) into a `Record`."""
+    kind, ms = msg.timestamp()
+    raw = msg.headers()
+    return Record(
+        msg.topic() or "",
+        msg.partition() or 0,
+        msg.offset() or 0,
+        msg.key(),
+        msg.value(),
+        _headers(list(raw.items()) if isinstance(raw, dict) else raw) if raw else (),
+        ms / 1000 if kind != TIMESTAMP_NOT_AVAILABLE else time.time(),
+    )
+
+
+class KafkaConsumerHandle:
+    """`ConsumerHandle` over one librdkafka consumer; used from one thread at a time."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        group: str | None,
+        topics: Sequence[str],
+        *,
+        start: Start,
+        listener: RebalanceListener | None,
+        member_id: str | None,
+        partitions: Mapping[str, int],
+    ) -> None:
+        self.group = group
+        self.listener = listener
+        self.member_id = member_id or f"tidings-{uuid.uuid4().hex[:12]}"
+        self._owned: set[TopicPartition] = set()
+        self._paused: set[TopicPartition] = set()
+        self._closed = False
+        self._pending_assign: list[TopicPartition] = []
+        conf = settings.consumer_config(group or f"tidings.reader.{uuid.uuid4().hex}", start=start)
+        if member_id is not None or "client.id" not in conf:
+            conf["client.id"] = self.member_id  # how `groups()` names the member
+        conf.setdefault("error_cb", self._on_error)
+        conf.setdefault("logger", LOG)
+        conf.setdefault("on_commit", self._on_commit)
+        try:
+            self._consumer = Consumer(conf)
+        except (KafkaException, TypeError, ValueError) as exc:
+            raise config_error(exc, settings, "consumer") from exc
+        if group is None:
+            origin = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+            owned = [
+                TopicPartition(t, p) for t in sorted(set(topics)) for p in range(partitions[t])
+            ]
+            self._consumer.assign([KafkaTP(tp.topic, tp.partition, origin) for tp in owned])
+            self._owned.update(owned)
+            self._pending_assign = owned
+        else:
+            self._consumer.subscribe(
+                list(topics),
+                on_assign=self._on_assign,
+                on_revoke=self._on_revoke,
+                on_lost=self._on_lost,
+            )
+
+    # -- callbacks (run inside poll/consume/close, on the caller's thread) ---------------
+
+    def _on_error(self, err: KafkaError) -> None:
+        level = logging.ERROR if err.fatal() else logging.WARNING
+        LOG.log(level, "Kafka consumer %s: %s", self.member_id, err.str())
+
+    def _on_commit(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            LOG.warning("Kafka consumer %s: commit failed: %s", self.member_id, err.str())
+
+    def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        consumer.incremental_assign(partitions)  # before the listener, so it may seek/pause
+        gained = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
+        self._owned.update(gained)
+        if gained and self.listener is not None:
+            self.listener.on_assigned(gained)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        lost = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
+        try:
+            if lost and self.listener is not None:
+                self.listener.on_revoked(lost)
+        finally:
+            self._owned.difference_update(lost)
+            self._paused.difference_update(lost)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        LOG.warning(
+            "Kafka consumer %s lost %d partition(s) without a clean revoke (session timed out "
+            "or max.poll.interval.ms exceeded); their uncommitted records will be redelivered.",
+            self.member_id,
+            len(partitions),
+        )
+        self._on_revoke(consumer, partitions)
+
+    # -- the seam ------------------------------------------------------------------------
+
+    def fetch(self, max_records: int, timeout: float) -> list[Record]:
+        if self._closed:
+            return []
+        if self._pending_assign:
+            gained, self._pending_assign = self._pending_assign, []
+            if self.listener is not None:
+                self.listener.on_assigned(gained)
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return []
+        msgs = [first]
+        if max_records > 1:
+            msgs.extend(self._consumer.consume(max_records - 1, 0))
+        out: list[Record] = []
+        for msg in msgs:
+            err = msg.error()
+            if err is None:
+                out.append(to_record(msg))
+            elif err.code() == KafkaError._PARTITION_EOF:
+                continue
+            elif err.fatal():
+                raise BrokerError(
+                    f"Kafka consumer {self.member_id} failed fatally: {err.str()}. Restart the "
+                    "worker; if it persists, check the broker log."
+                )
+            else:
+                LOG.warning(
+                    "Kafka consumer %s: %s (topic %s partition %s)",
+                    self.member_id,
+                    err.str(),
+                    msg.topic(),
+                    msg.partition(),
+                )
+        return out
+
+    def commit(self, offsets: Mapping[TopicPartition, int], *, sync: bool) -> None:
+        if self.group is None or self._closed:
+            return
+        mine = [
+            KafkaTP(tp.topic, tp.partition, o) for tp, o in offsets.items() if tp in self._owned
+        ]
+        if not mine:
+            return
+        try:
+            if sync:
+                result = self._consumer.commit(offsets=mine, asynchronous=False)
+                errors = [p for p in result or [] if p.error is not None]
+                if errors:
+                    LOG.warning(
+                        "Kafka consumer %s: commit refused for %s",
+                        self.member_id,
+                        ", ".join(f"{p.topic}[{p.partition}]: {p.error}" for p in errors),
+                    )
+            else:
+                self._consumer.commit(offsets=mine, asynchronous=True)
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            if err is not None and err.code() in REBALANCING:
+                LOG.warning(
+                    "Kafka consumer %s: commit dropped (%s); the records will be redelivered "
+                    "to the partitions' next owner.",
+                    self.member_id,
+                    err.str(),
+                )
+                return
+            raise BrokerError(
+                f"Kafka consumer {self.member_id} could not commit offsets for group "
+                f"{self.group!r}: {describe(exc)}."
+            ) from exc
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        mine = [tp for tp in partitions if tp in self._owned]
+        if mine and not self._closed:
+            self._consumer.pause([KafkaTP(tp.topic, tp.partition) for tp in mine])
+            self._paused.update(mine)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        mine = [tp for tp in partitions if tp in self._owned]
+        if mine and not self._closed:
+            self._consumer.resume([KafkaTP(tp.topic, tp.partition) for tp in mine])
+            self._paused.difference_update(mine)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        if partition not in self._owned or self._closed:
+            return
+        target = KafkaTP(partition.topic, partition.partition, offset)
+        try:
+            self._consumer.seek(target)
+        except KafkaException as exc:
+            err = kafka_error(exc)
+            if err is None or err.code() not in (KafkaError._STATE, KafkaError._UNKNOWN_PARTITION):
+                raise BrokerError(f"Kafka consumer {self.member_id}: {describe(exc)}") from exc
+            # Fetching has not started for a just-assigned partition: assign it again at the
+            # offset instead (keeping it paused if it was).
+            self._consumer.incremental_unassign([KafkaTP(partition.topic, partition.partition)])
+            self._consumer.incremental_assign([target])
+            if partition in self._paused:
+                self._consumer.pause([KafkaTP(partition.topic, partition.partition)])
+
+    def assignment(self) -> list[TopicPartition]:
+        return sorted(self._owned)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        try:
+            if self.group is None and self._owned and self.listener is not None:
+                self.listener.on_revoked(sorted(self._owned))
+            self._consumer.close()  # revokes through _on_revoke and leaves the group
+        finally:
+            self._closed = True
+            self._owned.clear()
+            self._paused.clear()

@@ -1,0 +1,229 @@
+"""Durable, thread-safe produce over one shared librdkafka producer.
+
+`KafkaProducer.produce` hands every record to librdkafka, then serves delivery reports
+until each record's report is in: it returns only when the broker acknowledged all of them
+(`acks=all`, idempotent), and raises when any was refused or may not have been stored.
+The hot loop does no per-record work beyond one `produce()` call and one `partial` (so a
+report finds its record), which keeps bulk publishing close to raw librdkafka speed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from functools import partial
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from tidings.backends.kafka.admin import KafkaAdmin
+from tidings.backends.kafka.config import KafkaSettings, config_error
+from tidings.backends.kafka.errors import describe, kafka_error, translate
+from tidings.exceptions import (
+    ConfigurationError,
+    DeliveryUncertain,
+    EventTooLarge,
+    PublishError,
+)
+from tidings.records import OutgoingRecord, RecordMetadata, TopicSpec
+
+LOG = logging.getLogger("tidings.kafka")
+
+# Reports after which the broker may still have stored the record ("possibly persisted").
+UNCERTAIN = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+    }
+)
+
+
+class _Batch:
+    """Collects the delivery reports of one `produce` call (from whichever thread polls)."""
+
+    __slots__ = ("reports",)
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, KafkaError | None, Message]] = []
+
+    def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
+        self.reports.append((index, err, msg))  # list.append is atomic under the GIL
+
+
+class KafkaProducer:
+    """One idempotent librdkafka producer shared by every publishing thread."""
+
+    def __init__(self, settings: KafkaSettings, admin: KafkaAdmin) -> None:
+        self.settings = settings
+        self.admin = admin
+        conf = settings.producer_config()
+        conf.setdefault("error_cb", self._on_error)
+        conf.setdefault("logger", LOG)
+        try:
+            self._producer = Producer(conf)
+        except (KafkaException, TypeError, ValueError) as exc:
+            raise config_error(exc, settings, "producer") from exc
+        self._healthy = False
+        """A broker answered since the producer started or last lost every broker."""
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._healthy = False
+        level = logging.ERROR if err.fatal() else logging.WARNING
+        LOG.log(level, "Kafka producer: %s", err.str())
+
+    def _prepare(self, records: Sequence[OutgoingRecord]) -> None:
+        """Fail fast: broker unreachable, missing topics (created), partitions out of range."""
+        topics: set[str] = set()
+        explicit: list[OutgoingRecord] = []
+        for rec in records:
+            topics.add(rec.topic)
+            if rec.partition is not None:
+                explicit.append(rec)
+        if not self._healthy:
+            timeout = self.settings.connect_timeout
+            try:
+                self._producer.list_topics(timeout=timeout)
+            except KafkaException as exc:
+                raise translate(exc, "fetch metadata", self.settings.servers, timeout) from exc
+            self._healthy = True
+        missing = [t for t in topics if t not in self.admin.known_topics]
+        if missing:
+            self.admin.ensure_topics([TopicSpec(t) for t in missing])
+        for rec in explicit:
+            assert rec.partition is not None
+            count = self.admin.known_topics[rec.topic]
+            if not 0 <= rec.partition < count:
+                self.admin.metadata(rec.topic)  # partitions may have been added since
+                count = self.admin.known_topics[rec.topic]
+            if not 0 <= rec.partition < count:
+                raise ConfigurationError(
+                    f"Topic {rec.topic!r} has {count} partitions; partition {rec.partition} "
+                    "does not exist."
+                )
+
+    def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """Store `records` and return where each went, in order.
+
+        Raises:
+            BrokerUnavailable: no broker answered within `connect_timeout` (nothing was sent).
+            ConfigurationError: a record names a partition its topic does not have.
+            EventTooLarge: librdkafka refused a record as too large (the others were sent).
+            DeliveryUncertain: every failed record may have been stored (timeouts).
+            PublishError: records were refused; the message counts them and says why.
+        """
+        if not records:
+            return []
+        self._prepare(records)
+        batch = _Batch()
+        report = batch.report
+        produce = self._producer.produce
+        refused: dict[int, KafkaException] = {}
+        sent = 0
+        for i, rec in enumerate(records):
+            headers: list[tuple[str, str | bytes | None]] | None = (
+                list(rec.headers) if rec.headers else None
+            )
+            part = -1 if rec.partition is None else rec.partition
+            while True:
+                try:
+                    produce(
+                        rec.topic, rec.value, rec.key, part, partial(report, i), headers=headers
+                    )
+                except BufferError:  # librdkafka's queue is full: let deliveries drain it
+                    self._producer.poll(0.01)
+                    continue
+                except KafkaException as exc:
+                    refused[i] = exc
+                else:
+                    sent += 1
+                break
+        self._await(batch, sent)
+        return self._results(records, batch, refused)
+
+    def _await(self, batch: _Batch, sent: int) -> None:
+        # flush() sends at once (ignoring linger.ms) and serves reports for every thread.
+        deadline = time.monotonic() + self.settings.delivery_timeout + 5
+        flush = self._producer.flush
+        while len(batch.reports) < sent:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeliveryUncertain(
+                    f"{sent - len(batch.reports)} of {sent} records got no delivery report "
+                    f"from Kafka at {self.settings.servers} within "
+                    f"{self.settings.delivery_timeout:g} s; they may or may not be stored. "
+                    "Check the broker, then publish them again (consumers may see duplicates)."
+                )
+            flush(min(remaining, 0.1))
+
+    def _results(
+        self,
+        records: Sequence[OutgoingRecord],
+        batch: _Batch,
+        refused: dict[int, KafkaException],
+    ) -> list[RecordMetadata]:
+        out: list[RecordMetadata | None] = [None] * len(records)
+        failed: dict[int, str] = {i: describe(exc) for i, exc in refused.items()}
+        uncertain = 0
+        for i, err, msg in batch.reports:
+            if err is None:
+                out[i] = RecordMetadata(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
+            else:
+                failed[i] = f"{err.name()}: {err.str()}"
+                uncertain += err.code() in UNCERTAIN
+        if not failed:
+            return out  # type: ignore[return-value]  # every slot was filled
+        raise self._failure(records, failed, refused, uncertain)
+
+    def _failure(
+        self,
+        records: Sequence[OutgoingRecord],
+        failed: dict[int, str],
+        refused: dict[int, KafkaException],
+        uncertain: int,
+    ) -> PublishError:
+        first = min(failed)
+        reasons = "; ".join(f"{n} x {why}" for why, n in Counter(failed.values()).most_common())
+        indexes = sorted(failed)
+        shown = ", ".join(map(str, indexes[:10])) + (" ..." if len(indexes) > 10 else "")
+        head = (
+            f"{len(failed)} of {len(records)} records were not stored in topic "
+            f"{records[first].topic!r} and others ({reasons}); record indexes: {shown}."
+        )
+        too_large = [
+            i
+            for i, exc in refused.items()
+            if (err := kafka_error(exc)) is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+        ]
+        if too_large and len(too_large) == len(failed):
+            rec = records[too_large[0]]
+            size = len(rec.value or b"") + len(rec.key or b"")
+            limit = self.settings.producer_config().get("message.max.bytes", 1000000)
+            return EventTooLarge(
+                f"{head} Record {too_large[0]} is {size:,} bytes; limit message.max.bytes="
+                f"{limit} (topic {rec.topic!r}). Raise the limit (producer_config="
+                "{'message.max.bytes': ...} and the topic's max.message.bytes) or store the "
+                "payload elsewhere."
+            )
+        if uncertain == len(failed):
+            return DeliveryUncertain(
+                f"{head} Kafka may still have stored them (timed out in flight); publish "
+                "them again if needed (consumers may see duplicates)."
+            )
+        return PublishError(f"{head} Nothing was retried; fix the cause and publish again.")
+
+    def close(self) -> None:
+        """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
+        left = self._producer.flush(self.settings.delivery_timeout)
+        if left:
+            LOG.error(
+                "Kafka producer closed with %d records undelivered to %s after %g s.",
+                left,
+                self.settings.servers,
+                self.settings.delivery_timeout,
+            )
