@@ -6,7 +6,6 @@ import threading
 from collections import defaultdict
 
 from tests.helpers import wait_until
-
 from tidings import App, Context, Event, Retry
 from tidings.records import TopicPartition
 

@@ -41,11 +41,16 @@ async def run_batches(route: Route) -> None:
                 await asyncio.wait_for(route._wake.wait(), remaining)
             except TimeoutError:
                 break
+        tps = {d.record.tp for d in items}
         route.running += 1
+        for tp in tps:
+            route.owner.started(tp)
         try:
             await _run(route, items)
         finally:
             route.running -= 1
+            for tp in tps:
+                route.owner.ended(tp)
 
 
 async def _run(route: Route, items: list[Delivery]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ class GroupWorker:
     commit_interval = 0.1
     max_in_flight = 10_000
     max_in_flight_per_partition = 2_000
+    revoke_grace = 5.0
 
     def __init__(
         self,
@@ -66,6 +68,8 @@ class GroupWorker:
         self._global_pause = False
         self._stop_lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
+        self._revoking: set[TopicPartition] = set()
+        self._running: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
@@ -119,7 +123,13 @@ class GroupWorker:
     # -- RouteOwner (event loop thread) --------------------------------------------------
 
     def is_current(self, tp: TopicPartition, epoch: int) -> bool:
-        return self.tracker.is_current(tp, epoch)
+        return tp not in self._revoking and self.tracker.is_current(tp, epoch)
+
+    def started(self, tp: TopicPartition) -> None:
+        self._running[tp] = self._running.get(tp, 0) + 1
+
+    def ended(self, tp: TopicPartition) -> None:
+        self._running[tp] -= 1
 
     def finish(self, record: Record, epoch: int) -> None:
         self.tracker.finish(TopicPartition(record.topic, record.partition), record.offset, epoch)
@@ -197,7 +207,16 @@ class GroupWorker:
         log.info("group %s: assigned %s", self.group, _fmt(partitions))
 
     def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        # Start nothing new on these partitions, give running handlers a moment to finish
+        # (fewer redeliveries for the next owner), then commit what is done and let go.
+        self._revoking.update(partitions)
+        deadline = self.clock.monotonic() + self.revoke_grace
+        while any(self._running.get(tp) for tp in partitions) and not self._abort:
+            if self.clock.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
         offsets = self.tracker.revoke(partitions)
+        self._revoking.difference_update(partitions)
         handle = self._handle
         if offsets and handle is not None:
             try:

@@ -32,6 +32,10 @@ class RouteOwner(Protocol):
 
     def finish(self, record: Record, epoch: int) -> None: ...
 
+    def started(self, tp: TopicPartition) -> None: ...
+
+    def ended(self, tp: TopicPartition) -> None: ...
+
     def stop_partition(self, record: Record, reason: str) -> None: ...
 
     async def write_dead_letter(
@@ -162,11 +166,14 @@ class Route:
             if nxt is None:
                 return
             lane, delivery = nxt
+            tp = delivery.record.tp
             self.running += 1
+            self.owner.started(tp)
             try:
                 await self._deliver(lane, delivery)
             finally:
                 self.running -= 1
+                self.owner.ended(tp)
 
     async def _deliver(self, lane: Hashable | None, d: Delivery) -> None:
         rec = d.record
