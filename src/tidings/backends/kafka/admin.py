@@ -181,7 +181,8 @@ class KafkaAdmin:
         for resource, future in configs.items():
             entry = self._wait(future, "describe topic configs").get("retention.ms")
             ms = int(entry.value) if entry is not None and entry.value is not None else -1
-            overridden = entry is not None and entry.source == ConfigSource.DYNAMIC_TOPIC_CONFIG
+            source = getattr(entry, "source", None)
+            overridden = getattr(source, "value", source) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
             retention[resource.name] = ms / 1000 if overridden and ms >= 0 else None
         tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
         starts = self.offsets(tps, EARLIEST)
