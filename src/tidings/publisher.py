@@ -12,14 +12,15 @@ from tidings.backends.base import Backend
 from tidings.clock import Clock
 from tidings.events import Event
 from tidings.exceptions import ConfigurationError, EventTooLarge
-from tidings.records import OutgoingRecord, TopicSpec
-from tidings.wire import encode
+from tidings.records import Headers, OutgoingRecord, TopicSpec
+from tidings.wire import encode_with, format_time
 
 TopicRef: TypeAlias = TopicSpec | str
 Item: TypeAlias = Event | tuple[str | None, Event]
 
 H_DUE = "tidings-deliver-at"
 DEFAULT_MAX_EVENT_BYTES = 1_000_000
+_BASE_HEADER_BYTES = 200  # the six CloudEvents headers, names and values
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class Publisher:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         self.source = source
+        self._source = source.encode()
         self._backend = backend
         self.clock = clock
         self.max_event_bytes = max_event_bytes
@@ -69,22 +71,43 @@ class Publisher:
         event_id: str | None = None,
     ) -> tuple[OutgoingRecord, str]:
         """Encode one event into an outgoing record (no I/O); return it and its event id."""
+        now = self.clock.time()
+        return self._build(
+            topic_name(topic),
+            event,
+            key,
+            headers,
+            self._due(now, delay, at),
+            event_id,
+            format_time(now).encode(),
+        )
+
+    def _build(
+        self,
+        name: str,
+        event: Event,
+        key: str | None,
+        headers: dict[str, str] | None,
+        deliver_at: float | None,
+        event_id: str | None,
+        stamp: bytes,
+    ) -> tuple[OutgoingRecord, str]:
         if not isinstance(event, Event):
             raise ConfigurationError(
                 f"publish() takes an Event instance, got {type(event).__name__}. Define "
                 "`class MyEvent(tidings.Event): ...` and publish MyEvent(...)."
             )
-        name = topic_name(topic)
-        now = self.clock.time()
-        deliver_at = self._due(now, delay, at)
-        extra = tuple((k, v.encode()) for k, v in (headers or {}).items())
+        extra: Headers = ()
+        if headers:
+            extra = tuple((k, v.encode()) for k, v in headers.items())
         if deliver_at is not None:
             extra += ((H_DUE, repr(deliver_at).encode()),)
-        value, hdrs, eid = encode(
-            event, source=self.source, event_id=event_id, timestamp=now, extra_headers=extra
-        )
+        value, hdrs, eid = encode_with(event, self._source, stamp, event_id, extra)
         kb = key.encode() if key is not None else None
-        size = len(value) + (len(kb) if kb else 0) + sum(len(k) + len(v) for k, v in hdrs)
+        # Headers are small and bounded except user ones; count them only when they matter.
+        size = len(value) + (len(kb) if kb else 0) + _BASE_HEADER_BYTES
+        if extra or size > self.max_event_bytes:
+            size += sum(len(k) + len(v) for k, v in extra)
         if size > self.max_event_bytes:
             raise EventTooLarge(
                 f"Event {eid} ({event.event_type}) is {size:,} bytes; limit "
@@ -148,11 +171,16 @@ class Publisher:
         *,
         delay: timedelta | None = None,
     ) -> list[Published]:
+        name = topic_name(topic)
+        now = self.clock.time()
+        deliver_at = self._due(now, delay, None)
+        stamp = format_time(now).encode()
+        build = self._build
         records: list[OutgoingRecord] = []
         ids: list[str] = []
         for item in items:
             key, event = item if isinstance(item, tuple) else (None, item)
-            record, eid = self.build(topic, event, key=key, delay=delay)
+            record, eid = build(name, event, key, None, deliver_at, None, stamp)
             records.append(record)
             ids.append(eid)
         metas = self._backend().produce(records)
