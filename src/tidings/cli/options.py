@@ -1,0 +1,76 @@
+"""Options shared by every command, and parsers for durations and times on the command line."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from tidings.backends.base import Backend
+from tidings.backends.registry import open_backend
+
+BrokerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        metavar="URL",
+        show_default=False,
+        help="Broker URL: kafka://host:port or embedded://PATH. "
+        "Default: $TIDINGS_BROKER, else embedded://.tidings.",
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")
+]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(text: str, *, option: str = "duration") -> timedelta:
+    """Parse ``30s``, ``5m``, ``12h``, ``7d``, ``1h30m`` or bare seconds into a timedelta.
+
+    Raises:
+        typer.BadParameter: the text is not a positive duration.
+    """
+    value = text.strip().lower()
+    seconds: float | None = None
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        seconds = float(value)
+    elif value and _PART.sub("", value) == "":
+        seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
+    if seconds is None or seconds <= 0:
+        raise typer.BadParameter(
+            f"{option} {text!r} is not a positive duration; use e.g. 30s, 5m, 12h, 7d or 1h30m."
+        )
+    return timedelta(seconds=seconds)
+
+
+def parse_when(text: str) -> float:
+    """Parse an ISO 8601 date or datetime into epoch seconds (no zone: local time).
+
+    Raises:
+        typer.BadParameter: the text is not an ISO datetime.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not 'earliest', 'latest' or an ISO datetime such as "
+            "2024-05-01T12:00:00Z (without a zone, local time is meant)."
+        ) from None
+    return moment.timestamp()
+
+
+@contextlib.contextmanager
+def connect(broker: str | None) -> Iterator[Backend]:
+    """Open the broker named by `broker` (see `--broker`) and close it afterwards."""
+    backend = open_backend(broker)
+    try:
+        yield backend
+    finally:
+        backend.close()

@@ -1,0 +1,102 @@
+"""`tidings run APP`: run an app's consumers until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from tidings.cli import render
+from tidings.cli.loader import load_app
+from tidings.cli.options import BrokerOpt
+
+log = logging.getLogger("tidings.cli")
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def run(
+    app_spec: Annotated[
+        str, typer.Argument(metavar="APP", help="The app as module:attribute, e.g. shop:app.")
+    ],
+    group: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--group",
+            "-g",
+            metavar="G",
+            show_default=False,
+            help="Run only this consumer group (repeat for several). Default: all groups.",
+        ),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            metavar="S",
+            min=0,
+            show_default=False,
+            help="Seconds in-flight handlers get to finish on shutdown (default: the app's).",
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", help="Logging threshold.")
+    ] = LogLevel.info,
+    broker: BrokerOpt = None,
+) -> None:
+    """Run the app's consumers (all groups, or those named) until SIGTERM or Ctrl-C.
+
+    The first signal stops fetching, lets in-flight handlers finish within the grace
+    period, commits and leaves the groups; a second Ctrl-C aborts at once.
+    """
+    app = load_app(app_spec)
+    known = app.groups()
+    unknown = [g for g in group or [] if g not in known]
+    if unknown:
+        render.error(
+            f"App {app.name!r} ({app_spec}) has no consumer group {unknown[0]!r}; its groups "
+            f"are: {', '.join(known) or '(none)'}. Pass one of them to --group."
+        )
+        raise typer.Exit(2)
+    if broker is not None:
+        app.close()
+        app.broker = broker
+    if grace is not None:
+        app.grace = grace
+    chosen = list(dict.fromkeys(group or known))
+    configure_logging(log_level.value)
+    log.info(
+        "running %s (%s): groups %s on %s; SIGTERM or Ctrl-C stops gracefully",
+        app.name,
+        app_spec,
+        ", ".join(chosen) or "(none)",
+        app.broker_url,
+    )
+    app.run(chosen or None)
+    log.info("stopped %s cleanly", app.name)
+
+
+def configure_logging(level: str) -> None:
+    """Send log records to stderr through rich, at `level` and above."""
+    handler = RichHandler(
+        console=Console(stderr=True),
+        show_path=False,
+        rich_tracebacks=True,
+        tracebacks_show_locals=False,
+        markup=False,
+    )
+    handler.set_name("tidings-cli")
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == "tidings-cli"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

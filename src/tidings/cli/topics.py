@@ -1,0 +1,148 @@
+"""`tidings topics list / create / describe`."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Annotated, Any
+
+import typer
+
+from tidings.app import App
+from tidings.backends.base import Backend, TopicInfo
+from tidings.cli import render
+from tidings.cli.options import BrokerOpt, JsonOpt, connect, parse_duration
+
+topics_app = typer.Typer(
+    name="topics", help="List, create and describe topics.", no_args_is_help=True
+)
+
+
+@topics_app.command("list")
+def list_topics(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
+    """List topics: partitions, retention, events stored and delayed events pending."""
+    with connect(broker) as backend:
+        infos = backend.topics()
+        url = backend.url
+    if as_json:
+        render.emit_json([topic_json(t) for t in infos])
+        return
+    if not infos:
+        render.warn(f"No topics on {url}. Create one with `tidings topics create NAME`.")
+        return
+    render.table(
+        ["topic", "partitions", "retention", "events", "delayed", "next due"],
+        (
+            (
+                t.name,
+                t.partitions,
+                render.retention(t.retention),
+                stored(t),
+                t.delayed_pending,
+                render.due(t.next_due),
+            )
+            for t in infos
+        ),
+        title=f"Topics on {url}",
+    )
+
+
+@topics_app.command("create")
+def create_topic(
+    name: Annotated[str, typer.Argument(help="Topic name: letters, digits, '.', '_', '-'.")],
+    partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, metavar="N")] = 1,
+    retention: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            show_default=False,
+            help="How long events are kept, e.g. 12h or 7d (default: the broker's).",
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Create a topic. An existing topic with the same partition count is left as it is."""
+    keep = parse_duration(retention, option="--retention") if retention else None
+    spec = App("tidings-cli").topic(name, partitions=partitions, retention=keep)
+    with connect(broker) as backend:
+        existing = find(backend, name)
+        if existing is not None:
+            if existing.partitions != partitions:
+                render.error(
+                    f"Topic {name!r} already exists with {existing.partitions} partition(s) on "
+                    f"{backend.url}; tidings does not repartition a topic (keys would move). "
+                    "Create a new topic instead."
+                )
+                raise typer.Exit(1)
+            render.warn(f"Topic {name!r} already exists on {backend.url}; left unchanged.")
+            return
+        backend.ensure_topics([spec])
+        render.done(
+            f"Created topic {name!r} with {partitions} partition(s), retention "
+            f"{render.retention(keep.total_seconds() if keep else None)}, on {backend.url}."
+        )
+
+
+@topics_app.command("describe")
+def describe_topic(
+    name: Annotated[str, typer.Argument(help="Topic name.")],
+    broker: BrokerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a topic's partitions with their start and end offsets, and its delayed events."""
+    with connect(broker) as backend:
+        info = require(backend, name)
+    if as_json:
+        render.emit_json(topic_json(info))
+        return
+    render.table(
+        ["partition", "start", "end", "events"],
+        (
+            (p, s, e, e - s)
+            for p, (s, e) in enumerate(zip(info.start_offsets, info.end_offsets, strict=True))
+        ),
+        title=(
+            f"{info.name}: {info.partitions} partition(s), retention "
+            f"{render.retention(info.retention)}, {stored(info):,} event(s)"
+        ),
+    )
+    if info.delayed_pending:
+        render.stdout().print(
+            f"Delayed: {info.delayed_pending:,} pending, next due {render.due(info.next_due)}",
+            markup=False,
+        )
+
+
+def stored(info: TopicInfo) -> int:
+    return sum(e - s for s, e in zip(info.start_offsets, info.end_offsets, strict=True))
+
+
+def topic_json(info: TopicInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "partitions": info.partitions,
+        "retention_seconds": info.retention,
+        "events": stored(info),
+        "start_offsets": list(info.start_offsets),
+        "end_offsets": list(info.end_offsets),
+        "delayed_pending": info.delayed_pending,
+        "next_due": render.when(info.next_due),
+    }
+
+
+def find(backend: Backend, name: str) -> TopicInfo | None:
+    return next((t for t in backend.topics() if t.name == name), None)
+
+
+def require(backend: Backend, name: str) -> TopicInfo:
+    """Return the topic called `name`, or exit with an error that suggests a close name."""
+    infos = backend.topics()
+    info = next((t for t in infos if t.name == name), None)
+    if info is not None:
+        return info
+    close = difflib.get_close_matches(name, [t.name for t in infos], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    render.error(
+        f"No topic {name!r} on {backend.url}.{hint} See `tidings topics list`, or create it "
+        f"with `tidings topics create {name}`."
+    )
+    raise typer.Exit(1)
