@@ -1,0 +1,68 @@
+"""The contract between the services: the topics and the events that travel on them.
+
+Every service imports this module and nothing else of the others: the accounts service
+publishes account events without knowing who listens, and each consumer group reads them
+at its own pace. Changing an event here is changing an API, so fields are only ever added
+(with defaults), never renamed or removed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tidings import Event, Topic
+
+account_events = Topic("account-events", partitions=3)
+"""What happened to an account, keyed by account id so one account's events stay in order."""
+
+account_reminders = Topic("account-reminders", partitions=3)
+"""Work that is due later (delayed events), keyed by account id like account_events.
+
+Both notifications and onboarding consume it; each skips the other's event types.
+"""
+
+
+# -- published by the accounts service -----------------------------------------------------
+
+
+class AccountOpened(Event):
+    account_id: str
+    name: str
+    email: str
+
+
+class AccountBanned(Event):
+    account_id: str
+    reason: str
+
+
+class AccountClosed(Event):
+    account_id: str
+
+
+# -- published by the consumers, as follow-ups (ctx.publish carries the causation id) --------
+
+
+class PaymentMethodsFrozen(Event):
+    """Payments froze a banned account's cards; the customer is told (notifications)."""
+
+    account_id: str
+    methods: int
+
+
+class BanReminderDue(Event):
+    """Notifications' own reminder, scheduled with a delay when an account is banned."""
+
+    account_id: str
+    banned_at: datetime
+
+
+class OnboardingFollowUpDue(Event):
+    """Onboarding's follow-up, scheduled with a delay when an account is opened."""
+
+    account_id: str
+    opened_at: datetime
+
+
+AccountEvent = AccountOpened | AccountBanned | AccountClosed | PaymentMethodsFrozen
+"""Everything on `account_events`: a consumer annotated with it receives every account event."""

@@ -1,0 +1,94 @@
+"""Assemble the account system: one App, the accounts service and the four consumer groups.
+
+`build_system` is a factory so tests and `tidings demo` can build the system on any broker
+with their own timings; `app.py` builds the default one for ``tidings run``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from tidings import App, Batch
+
+from . import analytics, notifications, onboarding, payments
+from .analytics import Analytics
+from .events import account_events, account_reminders
+from .notifications import EmailGateway, Notifications
+from .onboarding import Onboarding
+from .payments import Payments
+from .service import AccountsService
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Timings and failure injection. Production would use days where these use seconds."""
+
+    settlement: timedelta = timedelta(seconds=12)
+    """How long payments' settlement with the bank takes (a long-running handler)."""
+    reminder_delay: timedelta = timedelta(seconds=30)
+    """How long after a ban notifications reminds the customer (30 days in real life)."""
+    follow_up_delay: timedelta = timedelta(seconds=20)
+    """How long after opening onboarding follows up (3 days in real life)."""
+    email_failure_rate: float = 0.0
+    """Share of emails the gateway fails transiently (they are retried)."""
+    analytics_batch: Batch = field(default_factory=lambda: Batch(max_size=500, max_wait=0.5))
+    seed: int | None = None
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read ACCOUNTS_SETTLEMENT_SECONDS, ACCOUNTS_REMINDER_SECONDS, ACCOUNTS_FOLLOW_UP_SECONDS
+        and ACCOUNTS_EMAIL_FAILURE_RATE, keeping the defaults for those not set."""
+        default = cls()
+
+        def seconds(name: str, fallback: timedelta) -> timedelta:
+            value = os.environ.get(name)
+            return timedelta(seconds=float(value)) if value else fallback
+
+        return cls(
+            settlement=seconds("ACCOUNTS_SETTLEMENT_SECONDS", default.settlement),
+            reminder_delay=seconds("ACCOUNTS_REMINDER_SECONDS", default.reminder_delay),
+            follow_up_delay=seconds("ACCOUNTS_FOLLOW_UP_SECONDS", default.follow_up_delay),
+            email_failure_rate=float(os.environ.get("ACCOUNTS_EMAIL_FAILURE_RATE") or 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class AccountSystem:
+    """The App and each service's state (the state is what tests and the demo inspect)."""
+
+    app: App
+    service: AccountsService
+    payments: Payments
+    notifications: Notifications
+    analytics: Analytics
+    onboarding: Onboarding
+
+    def close(self) -> None:
+        """Release the broker connection and the services' local stores."""
+        self.app.close()
+        self.service.close_store()
+        self.analytics.close()
+
+
+def build_system(broker: str | None = None, settings: Settings | None = None) -> AccountSystem:
+    """Build the whole system on `broker` (else $TIDINGS_BROKER, else ./.tidings).
+
+    Nothing touches the broker until the first publish or `app.run()`.
+    """
+    settings = settings or Settings()
+    app = App("accounts", broker=broker)
+    for topic in (account_events, account_reminders):
+        app.topic(topic.name, partitions=topic.partitions)
+    gateway = EmailGateway(failure_rate=settings.email_failure_rate, seed=settings.seed)
+    return AccountSystem(
+        app=app,
+        service=AccountsService(app),
+        payments=payments.register(app, settlement=settings.settlement),
+        notifications=notifications.register(
+            app, reminder_delay=settings.reminder_delay, gateway=gateway
+        ),
+        analytics=analytics.register(app, batch=settings.analytics_batch),
+        onboarding=onboarding.register(app, follow_up_delay=settings.follow_up_delay),
+    )
