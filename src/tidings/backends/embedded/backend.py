@@ -1,0 +1,280 @@
+"""The embedded broker: a `Backend` on one SQLite file, shared safely by many processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
+from tidings.backends.embedded import admin
+from tidings.backends.embedded.codec import encode_headers
+from tidings.backends.embedded.consumer import EmbeddedConsumer
+from tidings.backends.embedded.delays import DelayedRow, Delays
+from tidings.backends.embedded.groups import Groups
+from tidings.backends.embedded.log import Log, Row, TopicMeta
+from tidings.backends.embedded.store import Store
+from tidings.clock import SYSTEM_CLOCK, Clock
+from tidings.exceptions import ConfigurationError
+from tidings.partitioner import partition_for
+from tidings.records import (
+    OutgoingRecord,
+    RecordMetadata,
+    Start,
+    TopicPartition,
+    TopicSpec,
+)
+
+DUE_REFRESH: Final = 0.05
+"""Seconds between reads of the earliest due time (new delays from other processes)."""
+RETENTION_INTERVAL: Final = 1.0
+"""Seconds between retention passes in one process."""
+RELEASE_BATCHES: Final = 5
+"""Batches of due delays one produce or fetch moves at most (the rest: the next call)."""
+
+
+class EmbeddedBackend:
+    """A broker in a directory: topics, groups, offsets and delays in ``<path>/tidings.db``.
+
+    Several processes may open the same directory and publish and consume at once; none of
+    them is special. Maintenance (moving due delayed records, deleting records past their
+    topic's retention) is done by whichever process produces or fetches, in small
+    transactions, so it happens without any background thread.
+
+    Args:
+        path: the data directory (created if missing).
+        url: the URL this backend was opened with (for messages and the CLI).
+        synchronous: "NORMAL" (survives any process crash) or "FULL" (also power cuts).
+        session_timeout: seconds without a heartbeat after which a member is expired.
+        heartbeat_interval: seconds between a member's heartbeats (done inside `fetch`).
+        max_page_count: cap on the file's pages (tests use it to simulate a full disk).
+        clock: where timestamps, due times, heartbeats and retention read the time.
+
+    Raises:
+        StorageError: the directory is not writable or the file is not a tidings store.
+        ConfigurationError: an option is out of range.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        url: str,
+        synchronous: str = "NORMAL",
+        session_timeout: float = 6.0,
+        heartbeat_interval: float = 1.0,
+        max_page_count: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if not 0 < heartbeat_interval < session_timeout:
+            raise ConfigurationError(
+                f"heartbeat_interval ({heartbeat_interval}) must be > 0 and below "
+                f"session_timeout ({session_timeout}); e.g. 1.0 and 6.0."
+            )
+        self.url = url
+        self.clock = clock
+        self.session_timeout = float(session_timeout)
+        self.heartbeat_interval = float(heartbeat_interval)
+        self.store = Store(Path(path), synchronous=synchronous, max_page_count=max_page_count)
+        self.log = Log(self.store)
+        self.delays = Delays(self.store, self.log)
+        self.membership = Groups(self.store)
+        self._due_lock = threading.Lock()
+        self._next_due: float | None = None
+        self._due_checked: float | None = None
+        self._retention_at = 0.0
+        self._maintaining = threading.Lock()
+        self._partition_cache: dict[tuple[bytes, int], int] = {}
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self.store.path
+
+    # -- topics and produce ---------------------------------------------------------------
+
+    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the missing topics (atomically, safe when processes race); keep others."""
+        for spec in specs:
+            if spec.partitions < 1:
+                raise ConfigurationError(
+                    f"Topic {spec.name!r} needs at least 1 partition, not {spec.partitions}."
+                )
+        self.log.ensure(specs, self.clock.time())
+
+    def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """Store `records` in one transaction: all are durable when this returns, or none.
+
+        Raises:
+            ConfigurationError: a record names a partition its topic does not have.
+            StorageFull: the disk or `max_page_count` is full; nothing was stored.
+            StorageError: the store cannot be written.
+        """
+        if not records:
+            return []
+        now = self.clock.time()
+        if self._maintenance_due(now):
+            with self.store.pooled() as conn:
+                self.maintain(conn)
+        metas: dict[str, TopicMeta] = {}
+        rows: list[Row] = []
+        delayed: list[DelayedRow] = []
+        placed: list[tuple[str, int, bool]] = []
+        cache = self._partition_cache
+        # The fast publish path: keep per-record work to dict lookups and one encode.
+        for rec in records:
+            topic = rec.topic
+            meta = metas.get(topic)
+            if meta is None:
+                meta = metas[topic] = self.log.get(topic, now)
+            key = rec.key
+            partition = rec.partition
+            if partition is None:
+                count = len(meta.pids)
+                if key is None or count == 1:
+                    partition = partition_for(key, count)
+                else:
+                    # murmur2 is pure Python and keys repeat (account ids): remember them.
+                    partition = cache.get((key, count))
+                    if partition is None:
+                        if len(cache) > 100_000:
+                            cache.clear()
+                        partition = cache[(key, count)] = partition_for(key, count)
+            elif not 0 <= partition < len(meta.pids):
+                raise ConfigurationError(
+                    f"Topic {topic!r} has {len(meta.pids)} partitions; partition {partition} "
+                    "does not exist."
+                )
+            headers = encode_headers(rec.headers) if rec.headers else None
+            due = rec.deliver_at
+            if due is not None and due > now:
+                delayed.append((due, topic, partition, key, rec.value, headers))
+                placed.append((topic, partition, True))
+            else:
+                rows.append((meta.pids[partition], key, rec.value, headers))
+                placed.append((topic, partition, False))
+        with self.store.pooled() as conn, self.store.write(conn):
+            # Stamp inside the write lock so timestamps never go backwards in a partition.
+            offsets = iter(Log.append(conn, rows, self.clock.time()) if rows else ())
+            if delayed:
+                Delays.schedule(conn, delayed)
+        if delayed:
+            with self._due_lock:
+                first = min(d[0] for d in delayed)
+                if self._next_due is None or first < self._next_due:
+                    self._next_due = first
+        return [
+            RecordMetadata(topic, partition, -1 if held else next(offsets))
+            for topic, partition, held in placed
+        ]
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def delay_due(self, conn: sqlite3.Connection) -> bool:
+        """Return whether some delayed record is due (re-reading the due time now and then)."""
+        now = self.clock.time()
+        with self._due_lock:
+            stale = self._due_checked is None or now - self._due_checked >= DUE_REFRESH
+            if not stale and not (self._next_due is not None and self._next_due <= now):
+                return False
+        due = Delays.next_due(conn)
+        with self._due_lock:
+            self._next_due, self._due_checked = due, now
+        return due is not None and due <= now
+
+    def _maintenance_due(self, now: float) -> bool:
+        """Whether `maintain` may have work: a cheap check that needs no connection."""
+        checked, due = self._due_checked, self._next_due
+        return (
+            checked is None
+            or now - checked >= DUE_REFRESH
+            or (due is not None and due <= now)
+            or now >= self._retention_at
+        )
+
+    def maintain(self, conn: sqlite3.Connection) -> None:
+        """Move due delayed records and apply retention, if it is time (cheap otherwise)."""
+        if not self._maintaining.acquire(blocking=False):
+            return  # another thread of this process is at it
+        try:
+            if self.delay_due(conn):
+                self.delays.release(conn, self.clock.time(), batches=RELEASE_BATCHES)
+                with self._due_lock:
+                    self._due_checked = None
+            now = self.clock.time()
+            if now >= self._retention_at:
+                self._retention_at = now + RETENTION_INTERVAL
+                self.log.enforce_retention(conn, now)
+        finally:
+            self._maintaining.release()
+
+    def release_due(self) -> int:
+        """Append every delayed record that is due now; return how many (for tests, CLI)."""
+        moved = 0
+        with self.store.pooled() as conn:
+            while True:
+                step = self.delays.release(conn, self.clock.time(), batches=RELEASE_BATCHES)
+                moved += step
+                if step == 0:
+                    break
+        with self._due_lock:
+            self._due_checked = None
+        return moved
+
+    def next_due(self) -> float | None:
+        """Return when the earliest pending delayed record is due, or None."""
+        with self.store.pooled() as conn:
+            return Delays.next_due(conn)
+
+    def enforce_retention(self) -> int:
+        """Delete records older than their topic's retention now; return how many."""
+        with self.store.pooled() as conn:
+            return self.log.enforce_retention(conn, self.clock.time())
+
+    # -- consumers and admin -------------------------------------------------------------
+
+    def open_consumer(
+        self,
+        group: str | None,
+        topics: Sequence[str],
+        *,
+        start: Start,
+        listener: RebalanceListener | None,
+        member_id: str | None = None,
+    ) -> ConsumerHandle:
+        """Join `group` on `topics` (created if missing); see `Backend.open_consumer`.
+
+        Member ids must be unique among live members; a reused id starts afresh.
+        """
+        if start not in ("earliest", "latest"):
+            raise ConfigurationError(f"start must be 'earliest' or 'latest', not {start!r}.")
+        return EmbeddedConsumer(
+            self, group, topics, start=start, listener=listener,
+            member_id=member_id or uuid.uuid4().hex[:12],
+        )  # fmt: skip
+
+    def topics(self) -> list[TopicInfo]:
+        with self.store.pooled() as conn:
+            return admin.describe_topics(conn, self.log)
+
+    def groups(self) -> list[GroupInfo]:
+        with self.store.pooled() as conn:
+            return admin.describe_groups(conn, self.log, self.clock.time())
+
+    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
+        """Move `group`'s offsets on `topic`; refuses while the group has live members.
+
+        Raises:
+            ConfigurationError: the group has live members, or `to` is not understood.
+        """
+        now = self.clock.time()
+        meta = self.log.get(topic, now)
+        with self.store.pooled() as conn:
+            return admin.reset_group(self.store, conn, meta, group, to, now)
+
+    def close(self) -> None:
+        """Close every connection (consumers should be closed first)."""
+        self.store.close()

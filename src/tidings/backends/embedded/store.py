@@ -1,0 +1,308 @@
+"""The SQLite file: opening it, its schema and pragmas, and write transactions.
+
+One database file, ``<dir>/tidings.db``, in WAL mode: readers never block the writer and a
+process killed at any moment leaves the file consistent (with ``synchronous=NORMAL`` a
+committed transaction survives any process crash; only a power cut may lose the last ones).
+
+Writers serialize in two layers: a lock per process (so threads of one process queue in
+Python instead of spinning in SQLite's busy handler) and ``BEGIN IMMEDIATE`` with a busy
+timeout across processes. Every SQLite failure that callers should see is translated into
+the tidings exception tree here, with the path and the fix in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final
+
+from tidings.exceptions import BrokerError, ConfigurationError, StorageError, StorageFull
+
+DB_NAME: Final = "tidings.db"
+SCHEMA_VERSION: Final = 1
+SYNCHRONOUS_MODES: Final = ("NORMAL", "FULL")
+BUSY_TIMEOUT_MS: Final = 5_000
+LOCK_WAIT_LIMIT: Final = 60.0
+"""Seconds a writer keeps retrying a locked database before giving up."""
+
+# Offsets live in the records table's rowid: (partition id << 40) | offset. Appends are
+# then rowid appends and a fetch is a rowid range scan, the cheapest access SQLite has.
+OFFSET_BITS: Final = 40
+
+_SCHEMA: Final = f"""
+CREATE TABLE IF NOT EXISTS topics (
+    name TEXT PRIMARY KEY,
+    partitions INTEGER NOT NULL,
+    retention REAL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partitions (
+    pid INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    start_offset INTEGER NOT NULL DEFAULT 0,
+    next_offset INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS records (
+    pos INTEGER PRIMARY KEY,  -- (pid << {OFFSET_BITS}) | offset
+    ts REAL NOT NULL,
+    key BLOB,
+    value BLOB,
+    headers BLOB
+);
+CREATE TABLE IF NOT EXISTS delayed (
+    id INTEGER PRIMARY KEY,
+    due REAL NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    key BLOB,
+    value BLOB,
+    headers BLOB
+);
+CREATE INDEX IF NOT EXISTS delayed_by_due ON delayed (due);
+CREATE INDEX IF NOT EXISTS delayed_by_topic ON delayed (topic, due);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS members (
+    grp TEXT NOT NULL,
+    member TEXT NOT NULL,
+    topics TEXT NOT NULL,
+    session_timeout REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    PRIMARY KEY (grp, member)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS owners (
+    grp TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    member TEXT NOT NULL,
+    PRIMARY KEY (grp, topic, partition)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS offsets (
+    grp TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    committed INTEGER NOT NULL,
+    PRIMARY KEY (grp, topic, partition)
+) WITHOUT ROWID;
+PRAGMA user_version = {SCHEMA_VERSION};
+"""
+
+
+class Store:
+    """The database file of one embedded broker, shared by every thread of this process.
+
+    `connect()` opens a connection configured like all the others; `pooled()` lends one for
+    a short operation; `write(conn)` runs a write transaction on it. Connections are made
+    with ``check_same_thread=False`` because a consumer may be opened on one thread and
+    polled on another; each connection is still used by one thread at a time.
+    """
+
+    def __init__(
+        self, directory: Path, *, synchronous: str = "NORMAL", max_page_count: int | None = None
+    ) -> None:
+        mode = synchronous.upper()
+        if mode not in SYNCHRONOUS_MODES:
+            raise ConfigurationError(
+                f"synchronous={synchronous!r} is not supported by the embedded broker; "
+                "use 'NORMAL' (survives process crashes) or 'FULL' (also power cuts)."
+            )
+        if max_page_count is not None and max_page_count < 1:
+            raise ConfigurationError(f"max_page_count must be >= 1, not {max_page_count}.")
+        self.directory = directory
+        self.path = directory / DB_NAME
+        self.synchronous = mode
+        self.max_page_count = max_page_count
+        self._write_lock = threading.Lock()
+        self._pool: list[sqlite3.Connection] = []
+        self._all: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
+        self._closed = False
+        self._prepare_directory()
+        conn = self.connect()
+        try:
+            self._create_schema(conn)
+        finally:
+            self.release(conn)
+
+    # -- opening -------------------------------------------------------------------------
+
+    def _prepare_directory(self) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot create the embedded broker's data directory {self.directory}: "
+                f"{exc.strerror or exc}. Choose a writable path (embedded://PATH) or fix its "
+                "permissions."
+            ) from exc
+        if not os.access(self.directory, os.W_OK | os.X_OK):
+            raise StorageError(
+                f"The embedded broker's data directory {self.directory} is not writable. "
+                "Fix its permissions or choose another path (embedded://PATH)."
+            )
+
+    def connect(self) -> sqlite3.Connection:
+        """Open a new connection with the broker's pragmas; the caller must `release` it."""
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+        except sqlite3.Error as exc:
+            raise self.translate(exc, "open") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            conn.execute("PRAGMA cache_size = -16000")
+            conn.execute("PRAGMA foreign_keys = OFF")
+            if self.max_page_count is not None:
+                conn.execute(f"PRAGMA max_page_count = {int(self.max_page_count)}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self.translate(exc, "open") from exc
+        with self._pool_lock:
+            self._all.append(conn)
+        return conn
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise StorageError(
+                f"{self.path} was written by a newer tidings (schema {version}); upgrade "
+                "tidings or use another data directory."
+            )
+        with self.write(conn):
+            # Several processes may start at once: the IMMEDIATE transaction serializes
+            # them and IF NOT EXISTS makes the losers' attempts no-ops.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    # -- connections ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def pooled(self) -> Iterator[sqlite3.Connection]:
+        """Lend a connection for one short operation (produce, an admin query)."""
+        with self._pool_lock:
+            conn = self._pool.pop() if self._pool else None
+        if conn is None:
+            conn = self.connect()
+        try:
+            yield conn
+        finally:
+            with self._pool_lock:
+                if self._closed:
+                    conn.close()
+                else:
+                    self._pool.append(conn)
+
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Return a connection from `connect` to the pool for reuse."""
+        with self._pool_lock:
+            if self._closed:
+                conn.close()
+            else:
+                self._pool.append(conn)
+
+    def discard(self, conn: sqlite3.Connection) -> None:
+        """Close a connection from `connect` for good."""
+        with self._pool_lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        conn.close()
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._pool_lock:
+            self._closed = True
+            conns, self._all, self._pool = self._all, [], []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    # -- transactions --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """Run the body in one ``BEGIN IMMEDIATE`` transaction: all of it commits or none.
+
+        Raises:
+            StorageFull: the disk or `max_page_count` is full (nothing was written).
+            StorageError: the file cannot be written.
+            BrokerError: another process held the write lock for over a minute.
+        """
+        with self._write_lock:
+            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self.translate(exc, "write") from exc
+                raise
+
+    def _retry_locked(self, action: Callable[[], object]) -> None:
+        """Run `action`, retrying while another process holds the database locked.
+
+        The busy timeout already waits inside SQLite; this outer loop covers the cases
+        where SQLite returns SQLITE_BUSY at once (e.g. while a WAL is being recovered).
+        """
+        deadline = time.monotonic() + LOCK_WAIT_LIMIT
+        delay = 0.001
+        while True:
+            try:
+                action()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+
+    def translate(self, exc: sqlite3.Error, doing: str) -> BrokerError:
+        """Map a SQLite error to the tidings exception that says how to fix it."""
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        if primary == sqlite3.SQLITE_FULL:
+            return StorageFull(
+                f"The embedded broker's store {self.path} is full ({exc}); free disk space or "
+                "raise the limit (max_page_count), or lower topic retention."
+            )
+        if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+            return StorageError(
+                f"Cannot {doing} the embedded broker's store {self.path}: {exc}. Make the "
+                "directory and its files writable, or choose another path (embedded://PATH)."
+            )
+        if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+            return StorageError(
+                f"{self.path} is not a usable tidings store ({exc}). Move it away or choose "
+                "another data directory (embedded://PATH)."
+            )
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            return BrokerError(
+                f"The embedded broker's store {self.path} stayed locked by another process "
+                f"for over {LOCK_WAIT_LIMIT:.0f}s; check for a stuck tidings process."
+            )
+        return StorageError(f"The embedded broker's store {self.path} failed to {doing}: {exc}.")
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
