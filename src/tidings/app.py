@@ -47,8 +47,11 @@ class App:
 
     The broker is ``broker=`` if given, else ``$TIDINGS_BROKER``, else the embedded store in
     ``./.tidings``. It is opened on first use, so declaring an App at import time does no
-    I/O. Other keyword options go to the backend (e.g. ``config={...}`` librdkafka
-    properties for Kafka, ``synchronous="FULL"`` for the embedded store).
+    I/O. `grace` bounds a graceful stop (seconds); `max_in_flight` caps the fetched but
+    unfinished events per group in this process (fetching pauses above it), which also
+    bounds the redeliveries after a crash. Other keyword options go to the backend (e.g.
+    ``config={...}`` librdkafka properties for Kafka, ``synchronous="FULL"`` for the
+    embedded store).
     """
 
     def __init__(
@@ -59,13 +62,17 @@ class App:
         clock: Clock = SYSTEM_CLOCK,
         grace: float = 30.0,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_in_flight: int = 10_000,
         **options: Any,
     ) -> None:
         _check_name("App", name)
         if grace < 0:
             raise ConfigurationError(f"grace must be >= 0 seconds (got {grace}).")
+        if max_in_flight < 1:
+            raise ConfigurationError(f"max_in_flight must be >= 1 (got {max_in_flight}).")
         self.name = name
         self.broker = broker
+        self.max_in_flight = max_in_flight
         self.clock = clock
         self.grace = grace
         self.options = options
@@ -285,6 +292,7 @@ class App:
                 [c for c in self.consumers if c.group == group],
                 clock=self.clock,
                 publisher=self._publisher,
+                max_in_flight=self.max_in_flight,
             )
             for group in chosen
         ]

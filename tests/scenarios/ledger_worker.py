@@ -19,7 +19,7 @@ class Tick(Event):
 
 
 def build() -> App:
-    app = App("ledger", grace=5.0)
+    app = App("ledger", grace=5.0, max_in_flight=int(os.environ.get("MAX_IN_FLIGHT", "10000")))
     topic = app.topic(os.environ["TOPIC"], partitions=3)
     ledger = os.open(
         os.path.join(os.environ["LEDGER_DIR"], f"ledger-{os.getpid()}.log"),

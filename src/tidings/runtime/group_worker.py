@@ -48,7 +48,10 @@ class GroupWorker:
         clock: Clock,
         publisher: Any,
         member_id: str | None = None,
+        max_in_flight: int = 10_000,
     ) -> None:
+        self.max_in_flight = max_in_flight
+        self.max_in_flight_per_partition = max(100, max_in_flight // 4)
         self.backend = backend
         self.group = group
         self.specs = list(specs)
