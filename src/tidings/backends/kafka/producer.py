@@ -44,15 +44,28 @@ UNCERTAIN = frozenset(
 
 
 class _Batch:
-    """Collects the delivery reports of one `produce` call (from whichever thread polls)."""
+    """Collects the delivery reports of one `produce` call (from whichever thread polls).
 
-    __slots__ = ("reports",)
+    Reports land in preallocated lists of ints rather than in tuples holding librdkafka's
+    messages: 100k live tuples and messages would cost more in garbage collection than
+    everything else the batch does.
+    """
 
-    def __init__(self) -> None:
-        self.reports: list[tuple[int, KafkaError | None, Message]] = []
+    __slots__ = ("done", "errors", "offsets", "partitions")
+
+    def __init__(self, size: int) -> None:
+        self.partitions: list[int] = [0] * size
+        self.offsets: list[int] = [-1] * size
+        self.errors: list[tuple[int, KafkaError]] = []
+        self.done: list[int] = []
 
     def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
-        self.reports.append((index, err, msg))  # list.append is atomic under the GIL
+        if err is None:
+            self.partitions[index] = msg.partition()  # type: ignore[assignment]
+            self.offsets[index] = msg.offset()  # type: ignore[assignment]
+        else:
+            self.errors.append((index, err))
+        self.done.append(index)  # list.append is atomic under the GIL; a counter is not
 
 
 class KafkaProducer:
@@ -120,7 +133,7 @@ class KafkaProducer:
         if not records:
             return []
         self._prepare(records)
-        batch = _Batch()
+        batch = _Batch(len(records))
         report = batch.report
         produce = self._producer.produce
         refused: dict[int, KafkaException] = {}
@@ -132,8 +145,9 @@ class KafkaProducer:
             part = -1 if rec.partition is None else rec.partition
             while True:
                 try:
+                    # Positional arguments: keyword parsing would cost more than the call.
                     produce(
-                        rec.topic, rec.value, rec.key, part, partial(report, i), headers=headers
+                        rec.topic, rec.value, rec.key, part, partial(report, i), None, 0, headers
                     )
                 except BufferError:  # librdkafka's queue is full: let deliveries drain it
                     self._producer.poll(0.01)
@@ -150,11 +164,11 @@ class KafkaProducer:
         # flush() sends at once (ignoring linger.ms) and serves reports for every thread.
         deadline = time.monotonic() + self.settings.delivery_timeout + 5
         flush = self._producer.flush
-        while len(batch.reports) < sent:
+        while len(batch.done) < sent:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise DeliveryUncertain(
-                    f"{sent - len(batch.reports)} of {sent} records got no delivery report "
+                    f"{sent - len(batch.done)} of {sent} records got no delivery report "
                     f"from Kafka at {self.settings.servers} within "
                     f"{self.settings.delivery_timeout:g} s; they may or may not be stored. "
                     "Check the broker, then publish them again (consumers may see duplicates)."
@@ -167,17 +181,15 @@ class KafkaProducer:
         batch: _Batch,
         refused: dict[int, KafkaException],
     ) -> list[RecordMetadata]:
-        out: list[RecordMetadata | None] = [None] * len(records)
+        if not batch.errors and not refused:
+            return list(
+                map(RecordMetadata, (r.topic for r in records), batch.partitions, batch.offsets)
+            )
         failed: dict[int, str] = {i: describe(exc) for i, exc in refused.items()}
         uncertain = 0
-        for i, err, msg in batch.reports:
-            if err is None:
-                out[i] = RecordMetadata(msg.topic() or "", msg.partition() or 0, msg.offset() or 0)
-            else:
-                failed[i] = f"{err.name()}: {err.str()}"
-                uncertain += err.code() in UNCERTAIN
-        if not failed:
-            return out  # type: ignore[return-value]  # every slot was filled
+        for i, err in batch.errors:
+            failed[i] = f"{err.name()}: {err.str()}"
+            uncertain += err.code() in UNCERTAIN
         raise self._failure(records, failed, refused, uncertain)
 
     def _failure(
