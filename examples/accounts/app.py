@@ -11,10 +11,10 @@ embedded store in ./.tidings. Timings come from the environment (see `Settings.f
 
 from __future__ import annotations
 
-from .events import account_events, account_reminders
+from .events import account_events, account_reminders, onboarding_follow_ups
 from .system import Settings, build_system
 
 system = build_system(settings=Settings.from_env())
 app = system.app
 
-__all__ = ["account_events", "account_reminders", "app", "system"]
+__all__ = ["account_events", "account_reminders", "app", "onboarding_follow_ups", "system"]

@@ -16,10 +16,10 @@ account_events = Topic("account-events", partitions=3)
 """What happened to an account, keyed by account id so one account's events stay in order."""
 
 account_reminders = Topic("account-reminders", partitions=3)
-"""Work that is due later (delayed events), keyed by account id like account_events.
+"""Notifications' reminders: delayed events it publishes for itself, keyed by account id."""
 
-Both notifications and onboarding consume it; each skips the other's event types.
-"""
+onboarding_follow_ups = Topic("onboarding-follow-ups", partitions=3)
+"""Onboarding's follow-ups: delayed events it publishes for itself, keyed by account id."""
 
 
 # -- published by the accounts service -----------------------------------------------------

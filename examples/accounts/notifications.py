@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tidings import App, Context, Retry
+from tidings import App, Context, Published, Retry
 
 from .events import (
     AccountBanned,
@@ -88,8 +88,8 @@ class Notifications:
         self.gateway = gateway
         self.addresses: dict[str, str] = {}
         """Account id -> email, learned from AccountOpened (no call back to accounts)."""
-        self.reminders_scheduled: dict[str, float] = {}
-        """Account id -> when its ban reminder is due (epoch seconds)."""
+        self.reminders_scheduled: dict[str, Published] = {}
+        """Account id -> its ban reminder (with `deliver_at`, when it is due)."""
         self._handled: set[str] = set()
         self._lock = threading.Lock()
 
@@ -131,12 +131,12 @@ def register(
                 key=event.account_id,
                 delay=reminder_delay,
             )
-            notifications.reminders_scheduled[event.account_id] = published.deliver_at or 0.0
+            notifications.reminders_scheduled[event.account_id] = published
         notifications.mark_handled(ctx.event_id)
 
     @app.consumer(account_reminders, group="notifications", concurrency=16, retry=retry)
     async def send_ban_reminder(event: BanReminderDue, ctx: Context) -> None:
-        """Remind a banned customer (OnboardingFollowUpDue on this topic is skipped)."""
+        """Remind a banned customer, once the reminder is due."""
         if notifications.has_handled(ctx.event_id, ctx.event_type, event.account_id):
             return
         address = notifications.addresses.get(event.account_id)

@@ -11,7 +11,7 @@ import asyncio
 import threading
 from datetime import UTC, datetime, timedelta
 
-from tidings import App, Context
+from tidings import App, Context, Published
 
 from .events import (
     AccountBanned,
@@ -19,7 +19,7 @@ from .events import (
     AccountOpened,
     OnboardingFollowUpDue,
     account_events,
-    account_reminders,
+    onboarding_follow_ups,
 )
 
 WELCOME_STEPS = ("create profile checklist", "grant welcome credit", "send getting-started guide")
@@ -33,8 +33,8 @@ class Onboarding:
         """Account id -> the welcome steps done for it."""
         self.followed_up: set[str] = set()
         self.follow_ups_skipped: set[str] = set()
-        self.follow_ups_scheduled: dict[str, float] = {}
-        """Account id -> when its follow-up is due (epoch seconds)."""
+        self.follow_ups_scheduled: dict[str, Published] = {}
+        """Account id -> its follow-up (with `deliver_at`, when it is due)."""
         self.gone: set[str] = set()
         """Accounts banned or closed: no more onboarding for them."""
         self._handled: set[str] = set()
@@ -68,17 +68,17 @@ def register(app: App, *, follow_up_delay: timedelta) -> Onboarding:
                 await asyncio.sleep(0.001)  # each step calls some other system
                 steps.append(step)
         published = await ctx.publish_async(
-            account_reminders,
+            onboarding_follow_ups,
             OnboardingFollowUpDue(
                 account_id=event.account_id, opened_at=datetime.fromtimestamp(ctx.timestamp, UTC)
             ),
             key=event.account_id,
             delay=follow_up_delay,
         )
-        onboarding.follow_ups_scheduled[event.account_id] = published.deliver_at or 0.0
+        onboarding.follow_ups_scheduled[event.account_id] = published
         onboarding.mark_handled(ctx.event_id)
 
-    @app.consumer(account_reminders, group="onboarding", concurrency=8)
+    @app.consumer(onboarding_follow_ups, group="onboarding", concurrency=8)
     async def follow_up(event: OnboardingFollowUpDue, ctx: Context) -> None:
         """Nudge the customer to finish setting up, unless the account is gone."""
         if event.account_id in onboarding.gone:

@@ -14,7 +14,7 @@ from tidings import App, Batch
 
 from . import analytics, notifications, onboarding, payments
 from .analytics import Analytics
-from .events import account_events, account_reminders
+from .events import account_events, account_reminders, onboarding_follow_ups
 from .notifications import EmailGateway, Notifications
 from .onboarding import Onboarding
 from .payments import Payments
@@ -79,7 +79,7 @@ def build_system(broker: str | None = None, settings: Settings | None = None) ->
     """
     settings = settings or Settings()
     app = App("accounts", broker=broker)
-    for topic in (account_events, account_reminders):
+    for topic in (account_events, account_reminders, onboarding_follow_ups):
         app.topic(topic.name, partitions=topic.partitions)
     gateway = EmailGateway(failure_rate=settings.email_failure_rate, seed=settings.seed)
     return AccountSystem(
