@@ -31,7 +31,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
-def parse_duration(text: str, *, option: str = "duration") -> timedelta:
+def parse_duration(text: str) -> timedelta:
     """Parse ``30s``, ``5m``, ``12h``, ``7d``, ``1h30m`` or bare seconds into a timedelta.
 
     Raises:
@@ -45,7 +45,7 @@ def parse_duration(text: str, *, option: str = "duration") -> timedelta:
         seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
     if seconds is None or seconds <= 0:
         raise typer.BadParameter(
-            f"{option} {text!r} is not a positive duration; use e.g. 30s, 5m, 12h, 7d or 1h30m."
+            f"{text!r} is not a positive duration; use e.g. 30s, 5m, 12h, 7d or 1h30m."
         )
     return timedelta(seconds=seconds)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -35,7 +36,9 @@ SOURCE = "tidings-cli"
 
 
 def publish(
-    topic: Annotated[str, typer.Argument(help="Topic to publish to (it must exist).")],
+    topic: Annotated[
+        str, typer.Argument(metavar="TOPIC", help="Topic to publish to (it must exist).")
+    ],
     data: Annotated[
         str,
         typer.Argument(
@@ -49,8 +52,12 @@ def publish(
         str | None, typer.Option("--key", "-k", metavar="K", help="Partition key.")
     ] = None,
     delay: Annotated[
-        str | None,
-        typer.Option(metavar="DURATION", help="Deliver no earlier than this from now, e.g. 30s."),
+        timedelta | None,
+        typer.Option(
+            metavar="DURATION",
+            parser=parse_duration,
+            help="Deliver no earlier than this from now, e.g. 30s.",
+        ),
     ] = None,
     app_spec: Annotated[
         str | None,
@@ -68,7 +75,6 @@ def publish(
     With --app, a type with a known Event class is validated first; otherwise the JSON is
     sent as it is, with CloudEvents headers (source tidings-cli).
     """
-    wait = parse_duration(delay, option="--delay") if delay else None
     fields = parse_json(sys.stdin.read() if data == "-" else data)
     app = load_app(app_spec) if app_spec else None
     cls = event_class(event_type)
@@ -89,12 +95,12 @@ def publish(
                 render.error(f"Invalid {event_type} ({cls.__qualname__}): {problems}.")
                 raise typer.Exit(1) from None
             publisher = Publisher(SOURCE, lambda: backend, SYSTEM_CLOCK)
-            published = publisher.publish(topic, event, key=key, delay=wait)
+            published = publisher.publish(topic, event, key=key, delay=delay)
             eid, partition, offset = published.event_id, published.partition, published.offset
             deliver_at = published.deliver_at
         else:
             now = SYSTEM_CLOCK.time()
-            deliver_at = now + wait.total_seconds() if wait else None
+            deliver_at = now + delay.total_seconds() if delay else None
             record, eid = raw_record(topic, event_type, fields, key, now, deliver_at)
             (meta,) = produce(backend, record)
             partition, offset = meta

@@ -23,7 +23,7 @@ DEFAULT_LAST = 10
 
 
 def tail(
-    topic: Annotated[str, typer.Argument(help="Topic to read.")],
+    topic: Annotated[str, typer.Argument(metavar="TOPIC", help="Topic to read.")],
     from_beginning: Annotated[
         bool, typer.Option("--from-beginning", help="Start at the oldest stored event.")
     ] = False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -48,12 +49,15 @@ def list_topics(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
 
 @topics_app.command("create")
 def create_topic(
-    name: Annotated[str, typer.Argument(help="Topic name: letters, digits, '.', '_', '-'.")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="Topic name: letters, digits, '.', '_', '-'.")
+    ],
     partitions: Annotated[int, typer.Option("--partitions", "-p", min=1, metavar="N")] = 1,
     retention: Annotated[
-        str | None,
+        timedelta | None,
         typer.Option(
             metavar="DURATION",
+            parser=parse_duration,
             show_default=False,
             help="How long events are kept, e.g. 12h or 7d (default: the broker's).",
         ),
@@ -61,8 +65,7 @@ def create_topic(
     broker: BrokerOpt = None,
 ) -> None:
     """Create a topic. An existing topic with the same partition count is left as it is."""
-    keep = parse_duration(retention, option="--retention") if retention else None
-    spec = App("tidings-cli").topic(name, partitions=partitions, retention=keep)
+    spec = App("tidings-cli").topic(name, partitions=partitions, retention=retention)
     with connect(broker) as backend:
         existing = find(backend, name)
         if existing is not None:
@@ -78,13 +81,14 @@ def create_topic(
         backend.ensure_topics([spec])
         render.done(
             f"Created topic {name!r} with {partitions} partition(s), retention "
-            f"{render.retention(keep.total_seconds() if keep else None)}, on {backend.url}."
+            f"{render.retention(retention.total_seconds() if retention else None)}, "
+            f"on {backend.url}."
         )
 
 
 @topics_app.command("describe")
 def describe_topic(
-    name: Annotated[str, typer.Argument(help="Topic name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Topic name.")],
     broker: BrokerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

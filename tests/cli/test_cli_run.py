@@ -1,0 +1,120 @@
+"""`tidings run APP`: a real worker process, stopped by SIGTERM, commits what it handled."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Cli, ProjectDir
+from tests.helpers import wait_until
+
+TINY_APP = """
+import os
+
+from tidings import App, Event
+
+app = App("tiny")
+orders = app.topic("orders", partitions=2)
+
+
+class TinyOrderPlaced(Event):
+    n: int
+
+
+@app.consumer(orders, group="billing")
+def bill(event: TinyOrderPlaced) -> None:
+    with open(os.environ["HANDLED_LOG"], "a") as log:
+        log.write(f"{event.n}\\n")
+
+
+@app.consumer(orders, group="audit")
+def audit(event: TinyOrderPlaced) -> None:
+    return None
+"""
+
+
+def handled(path: Path) -> list[int]:
+    return [int(n) for n in path.read_text().split()] if path.exists() else []
+
+
+def test_run_handles_events_and_exits_0_on_sigterm(tmp_path: Path) -> None:
+    url = f"embedded://{tmp_path / 'data'}"
+    cli = Cli(url)
+    (tmp_path / "tinyshop.py").write_text(TINY_APP)
+    cli.ok("topics", "create", "orders", "--partitions", "2")
+    for n in range(6):
+        cli.ok("publish", "orders", "--type", "TinyOrderPlaced", "--key", str(n), f'{{"n": {n}}}')
+
+    log = tmp_path / "handled.log"
+    command = ["run", "tinyshop:app", "-g", "billing", "--grace", "5", "--broker", url]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", *command],
+        cwd=tmp_path,
+        env={**os.environ, "HANDLED_LOG": str(log), "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(lambda: sorted(handled(log)) == list(range(6)), 60, "the worker to handle 6")
+        wait_until(lambda: cli.lag("billing") == 0, 30, "billing to commit everything")
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "running tiny (tinyshop:app): groups billing" in stderr
+
+    group = cli.json("groups", "describe", "billing")
+    assert group["members"] == [] and group["lag"] == 0
+    assert sum(p["committed"] for p in group["partitions"]) == 6
+    assert all(p["committed"] == p["end"] for p in group["partitions"])
+    assert "audit" not in [g["group"] for g in cli.json("groups", "list")]
+
+
+def test_unknown_group_names_the_apps_groups(project: ProjectDir, cli: Cli) -> None:
+    name = project.module(TINY_APP.replace("TinyOrderPlaced", f"Placed_{project.prefix}"))
+    result = cli("run", f"{name}:app", "--group", "shipping")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: App 'tiny' ({name}:app) has no consumer group 'shipping'; its groups are: "
+        "billing, audit. Pass one of them to --group."
+    )
+
+
+def test_an_app_without_consumers_is_one_red_line(project: ProjectDir, cli: Cli) -> None:
+    name = project.module("from tidings import App\napp = App('idle')\n")
+    result = cli("run", f"{name}:app")
+    assert result.exit_code == 1
+    assert "declares no consumers" in result.stderr and "Traceback" not in result.output
+
+
+def test_demo_runs_the_demo_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[object, ...]] = []
+
+    class FakeDemo:
+        @staticmethod
+        def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> int:
+            calls.append((broker, duration, rate, seed))
+            return 3
+
+    monkeypatch.setitem(sys.modules, "tidings.cli.demo", FakeDemo)  # type: ignore[arg-type]
+    cli = Cli("embedded://unused")
+    result = cli("demo", "--duration", "2", "--rate", "5", "--seed", "7", broker=False)
+    assert result.exit_code == 3
+    assert calls == [(None, 2.0, 5.0, 7)]
+
+
+def test_demo_without_its_module_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tidings.cli.demo", None)  # type: ignore[arg-type]
+    result = Cli("embedded://unused")("demo", broker=False)
+    assert result.exit_code == 1
+    assert "`tidings demo` is not available" in result.stderr
