@@ -20,6 +20,7 @@ test: $(STAMP)
 	VENV=$(VENV) scripts/test
 
 bench: $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e ".[dev,bench]"
 	$(VENV)/bin/python -m benchmarks
 
 lint: $(STAMP)
