@@ -8,12 +8,15 @@ handler returns, so a crash mid-batch replays the whole batch, never part of it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 
 from tidings import App, Batch
 
 from .events import AccountEvent, account_events
+
+log = logging.getLogger("accounts.analytics")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counted (        -- what has been counted, so replays count once
@@ -91,5 +94,6 @@ def register(app: App, *, batch: Batch | None = None) -> Analytics:
     def count_events(events: list[AccountEvent]) -> None:
         """Add a batch of account events to the counts."""
         analytics.record(events)
+        log.info("counted a batch of %d event(s); totals %s", len(events), analytics.counts())
 
     return analytics

@@ -10,6 +10,7 @@ Delays: on a ban, a reminder is scheduled with ``ctx.publish(..., delay=...)`` o
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 import time
@@ -28,6 +29,8 @@ from .events import (
     account_events,
     account_reminders,
 )
+
+log = logging.getLogger("accounts.notifications")
 
 BOUNCING_DOMAIN = "bounce.invalid"
 """Mail to this domain always bounces (the demo opens a few such accounts)."""
@@ -66,6 +69,7 @@ class EmailGateway:
             if self._random.random() < self.failure_rate:
                 raise GatewayUnavailable("email gateway timed out")
             self.outbox.append(Email(to, subject, account_id, time.time()))
+        log.info("emailed %s: %s", to, subject)
 
     def sent_to(self, account_id: str) -> list[Email]:
         with self._lock:

@@ -8,6 +8,7 @@ account that was banned or closed meanwhile gets no follow-up.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +22,8 @@ from .events import (
     account_events,
     onboarding_follow_ups,
 )
+
+log = logging.getLogger("accounts.onboarding")
 
 WELCOME_STEPS = ("create profile checklist", "grant welcome credit", "send getting-started guide")
 
@@ -76,6 +79,7 @@ def register(app: App, *, follow_up_delay: timedelta) -> Onboarding:
             delay=follow_up_delay,
         )
         onboarding.follow_ups_scheduled[event.account_id] = published
+        log.info("welcomed %s; follow-up scheduled", event.account_id)
         onboarding.mark_handled(ctx.event_id)
 
     @app.consumer(onboarding_follow_ups, group="onboarding", concurrency=8)
@@ -83,8 +87,10 @@ def register(app: App, *, follow_up_delay: timedelta) -> Onboarding:
         """Nudge the customer to finish setting up, unless the account is gone."""
         if event.account_id in onboarding.gone:
             onboarding.follow_ups_skipped.add(event.account_id)
+            log.info("no follow-up for %s: the account is gone", event.account_id)
         else:
             onboarding.followed_up.add(event.account_id)
+            log.info("followed up %s", event.account_id)
         onboarding.mark_handled(ctx.event_id)
 
     return onboarding

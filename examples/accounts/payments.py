@@ -9,6 +9,7 @@ not mistaken for a dead consumer and its event is not redelivered to someone els
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import zlib
 from datetime import timedelta
@@ -16,6 +17,8 @@ from datetime import timedelta
 from tidings import App, Context
 
 from .events import AccountBanned, PaymentMethodsFrozen, account_events
+
+log = logging.getLogger("accounts.payments")
 
 
 class Payments:
@@ -77,7 +80,9 @@ def register(app: App, *, settlement: timedelta, concurrency: int = 64) -> Payme
             PaymentMethodsFrozen(account_id=event.account_id, methods=methods),
             key=event.account_id,
         )
+        log.info("froze %d payment method(s) of %s; settling", methods, event.account_id)
         await asyncio.sleep(settlement.total_seconds())  # the bank settling the balance
         payments.mark_handled(ctx.event_id, event.account_id)
+        log.info("settled %s", event.account_id)
 
     return payments

@@ -6,12 +6,11 @@ emails, analytics, onboarding) happens downstream in consumer groups, which is w
 
 Run it on its own (the consumers run elsewhere, e.g. with ``tidings run``)::
 
-    python -m examples.accounts.service --port 8000
+    python -m examples.accounts --port 8000
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
@@ -255,26 +254,3 @@ class AccountsHTTPServer(ThreadingHTTPServer):
     def __init__(self, service: AccountsService, host: str = "127.0.0.1", port: int = 8000):
         super().__init__((host, port), _Handler)
         self.service = service
-
-
-def main(argv: list[str] | None = None) -> None:
-    from .app import system
-
-    parser = argparse.ArgumentParser(description="Run the accounts service's HTTP API.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    with AccountsHTTPServer(system.service, args.host, args.port) as server:
-        url = f"http://{args.host}:{server.server_port}"
-        log.info("accounts API on %s (broker %s)", url, system.app.broker_url)
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            system.app.close()
-
-
-if __name__ == "__main__":
-    main()
