@@ -88,7 +88,7 @@ def test_reset_rejects_a_bad_position(cli: Cli) -> None:
 
 def test_a_group_can_be_positioned_before_it_first_runs(cli: Cli) -> None:
     cli.ok("topics", "create", "fresh", "--partitions", "2")
-    cli.ok("publish", "fresh", "--type", "X", "{}")
+    cli.ok("publish", "fresh", "--type", "CliRawX", "{}")
     cli.ok("groups", "reset", "newcomer", "--topic", "fresh", "--to", "latest")
     assert cli.lag("newcomer") == 0
     missing = cli("groups", "reset", "newcomer", "--topic", "frseh", "--to", "latest")

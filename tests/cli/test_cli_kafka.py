@@ -26,7 +26,7 @@ def test_topics_publish_tail_and_groups_on_kafka(kafka_cli: Cli, topic_name: str
     (info,) = [t for t in cli.json("topics", "list") if t["name"] == topic_name]
     assert info["partitions"] == 3 and info["retention_seconds"] == 86400
     for n in range(5):
-        cli.ok("publish", topic_name, "--type", "KafkaTick", "--key", f"k{n}", f'{{"n": {n}}}')
+        cli.ok("publish", topic_name, "-t", "CliRawKafkaTick", "-k", f"k{n}", f'{{"n": {n}}}')
     records = cli.json_lines("tail", topic_name, "--from-beginning")
     assert sorted(r["value"]["n"] for r in records) == list(range(5))
     assert len(cli.json_lines("tail", topic_name, "-n", "2")) == 2

@@ -7,9 +7,9 @@ from tests.cli.conftest import Cli
 
 def test_raw_json_is_published_with_cloudevents_headers(cli: Cli) -> None:
     cli.ok("topics", "create", "orders", "--partitions", "3")
-    out = cli.json("publish", "orders", "--type", "OrderPlaced", "--key", "42", '{"id": 7}')
+    out = cli.json("publish", "orders", "--type", "CliRawOrder", "--key", "42", '{"id": 7}')
     assert out["topic"] == "orders" and out["offset"] == 0 and out["validated"] is False
-    text = cli.ok("publish", "orders", "-t", "OrderPlaced", "-k", "42", '{"id": 8}').stdout
+    text = cli.ok("publish", "orders", "-t", "CliRawOrder", "-k", "42", '{"id": 8}').stdout
     assert f"to orders[{out['partition']}]@1" in text
 
     first, second = cli.json_lines("tail", "orders", "--from-beginning")
@@ -18,26 +18,26 @@ def test_raw_json_is_published_with_cloudevents_headers(cli: Cli) -> None:
     headers = first["headers"]
     assert headers["ce_specversion"] == "1.0"
     assert headers["ce_source"] == "tidings-cli"
-    assert headers["ce_type"] == "OrderPlaced"
+    assert headers["ce_type"] == "CliRawOrder"
     assert headers["content-type"] == "application/json"
     assert headers["ce_time"].endswith("Z")
 
 
 def test_json_can_come_from_stdin(cli: Cli) -> None:
     cli.ok("topics", "create", "orders")
-    cli.ok("publish", "orders", "--type", "OrderPlaced", "-", input='{"id": 1}')
+    cli.ok("publish", "orders", "--type", "CliRawOrder", "-", input='{"id": 1}')
     (record,) = cli.json_lines("tail", "orders")
     assert record["value"] == {"id": 1}
 
 
 def test_delay_holds_the_event_back(cli: Cli) -> None:
     cli.ok("topics", "create", "orders")
-    out = cli.json("publish", "orders", "--type", "Reminder", "--delay", "5m", '{"id": 1}')
+    out = cli.json("publish", "orders", "--type", "CliRawReminder", "--delay", "5m", '{"id": 1}')
     assert out["offset"] is None and out["deliver_at"] is not None
     (topic,) = cli.json("topics", "list")
     assert topic["delayed_pending"] == 1 and topic["events"] == 0
-    text = cli.ok("publish", "orders", "--type", "Reminder", "--delay", "30s", "{}").stdout
-    assert "Scheduled Reminder" in text and "(in 30s)" in text
+    text = cli.ok("publish", "orders", "--type", "CliRawReminder", "--delay", "30s", "{}").stdout
+    assert "Scheduled CliRawReminder" in text and "(in 30s)" in text
 
 
 def test_registered_event_types_are_validated_with_app(cli: Cli) -> None:
@@ -55,18 +55,18 @@ def test_registered_event_types_are_validated_with_app(cli: Cli) -> None:
 
 def test_bad_json_says_how_to_quote_it(cli: Cli) -> None:
     cli.ok("topics", "create", "orders")
-    result = cli("publish", "orders", "--type", "OrderPlaced", '{"id": 1')
+    result = cli("publish", "orders", "--type", "CliRawOrder", '{"id": 1')
     assert result.exit_code == 1
     assert result.stderr.startswith("error: JSON is invalid: Expecting")
     assert "Quote it for the shell" in result.stderr
-    result = cli("publish", "orders", "--type", "OrderPlaced", "[1, 2]")
+    result = cli("publish", "orders", "--type", "CliRawOrder", "[1, 2]")
     assert result.exit_code == 1
     assert "JSON must be an object" in result.stderr
 
 
 def test_publishing_to_a_missing_topic_is_refused(cli: Cli) -> None:
     cli.ok("topics", "create", "orders")
-    result = cli("publish", "ordres", "--type", "OrderPlaced", "{}")
+    result = cli("publish", "ordres", "--type", "CliRawOrder", "{}")
     assert result.exit_code == 1
     assert "No topic 'ordres'" in result.stderr and "Did you mean 'orders'?" in result.stderr
     assert [t["name"] for t in cli.json("topics", "list")] == ["orders"]

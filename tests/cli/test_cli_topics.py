@@ -13,8 +13,8 @@ from tidings.cli.options import parse_duration
 def test_create_list_and_describe(cli: Cli) -> None:
     created = cli.ok("topics", "create", "orders", "--partitions", "3", "--retention", "7d")
     assert "Created topic 'orders' with 3 partition(s), retention 7d" in created.stdout
-    cli.ok("publish", "orders", "--type", "Placed", "--key", "a", '{"n": 1}')
-    cli.ok("publish", "orders", "--type", "Placed", "--delay", "1h", '{"n": 2}')
+    cli.ok("publish", "orders", "--type", "CliRawPlaced", "--key", "a", '{"n": 1}')
+    cli.ok("publish", "orders", "--type", "CliRawPlaced", "--delay", "1h", '{"n": 2}')
 
     (listed,) = cli.json("topics", "list")
     assert listed["name"] == "orders"
