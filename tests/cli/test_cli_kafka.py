@@ -40,7 +40,8 @@ def test_topics_publish_tail_and_groups_on_kafka(kafka_cli: Cli, topic_name: str
 
 def test_dlq_replay_on_kafka(kafka_cli: Cli, topic_name: str) -> None:
     cli = kafka_cli
-    dlq = f"{topic_name}.billing.dlq"
+    group = f"billing-{topic_name}"  # unique: the broker is shared by the whole session
+    dlq = f"{topic_name}.{group}.dlq"
     cli.ok("topics", "create", topic_name)
     cli.ok("topics", "create", dlq)
     backend = open_backend(cli.broker)
@@ -48,7 +49,7 @@ def test_dlq_replay_on_kafka(kafka_cli: Cli, topic_name: str) -> None:
         failed = [
             dead_letter(
                 Record(topic_name, 0, n, b"k", b'{"n": %d}' % n, (), time.time()),
-                group="billing",
+                group=group,
                 reason="handler_error",
                 error=ValueError("declined"),
                 attempts=3,
@@ -59,9 +60,8 @@ def test_dlq_replay_on_kafka(kafka_cli: Cli, topic_name: str) -> None:
         backend.produce(failed)
     finally:
         backend.close()
-    listed = cli.json("dlq", "list", "--group", "billing")
-    assert listed["topics"][dlq] == 2
-    assert cli.json("dlq", "replay", "--group", "billing", "--topic", topic_name)["replayed"] == 2
-    assert cli.json("dlq", "replay", "--group", "billing", "--topic", topic_name)["replayed"] == 0
+    assert cli.json("dlq", "list", "--group", group)["topics"] == {dlq: 2}
+    assert cli.json("dlq", "replay", "--group", group, "--topic", topic_name)["replayed"] == 2
+    assert cli.json("dlq", "replay", "--group", group, "--topic", topic_name)["replayed"] == 0
     replayed = cli.json_lines("tail", topic_name, "--from-beginning")
-    assert [r["headers"]["tidings-replay-group"] for r in replayed] == ["billing", "billing"]
+    assert [r["headers"]["tidings-replay-group"] for r in replayed] == [group, group]
