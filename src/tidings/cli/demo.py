@@ -106,25 +106,26 @@ def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> 
         ),
         soft_wrap=True,
     )
-    lost = 1
+    keep_data = True  # for inspection, unless the run ends cleanly or is interrupted
     try:
         with _captured_logs() as recent:
             run = _Run(system, traffic, recent, duration=duration, rate=rate)
             interrupted = run.execute(console, drain_timeout=_longest_wait(settings) + DRAIN_SLACK)
             if interrupted:
+                keep_data = False
                 render.warn("Interrupted: the consumers left without finishing their work.")
                 return 130
             audit = _audit(system, run.runner, traffic.event_ids)
         _print_summary(console, audit, run)
-        lost = audit.lost
-        return 0 if lost == 0 else 1
+        keep_data = audit.lost > 0
+        return 0 if audit.lost == 0 else 1
     finally:
         system.close()
         if data_dir is not None:
-            if lost == 0:
-                shutil.rmtree(data_dir, ignore_errors=True)
-            else:
+            if keep_data:
                 render.warn(f"The broker's data is kept for inspection: embedded://{data_dir}")
+            else:
+                shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # -- finding and configuring the example -------------------------------------------------------
@@ -279,8 +280,28 @@ class _Run:
     def _refresh(self, live: Live, start: float, phase: str) -> None:
         self.elapsed = time.monotonic() - start
         self.rows = self.sample()
-        self.drained = phase != "publishing" and all(row.idle for row in self.rows)
+        self.drained = (
+            phase != "publishing"
+            and all(row.idle for row in self.rows)
+            and self._delayed_delivered()
+        )
         live.update(self._view(phase))
+
+    def _delayed_delivered(self) -> bool:
+        """Return whether every delayed event the services scheduled reached its handler.
+
+        The broker's count of pending delayed events is not enough: a backend may hold
+        them somewhere it does not count (e.g. Kafka's scheduler topics).
+        """
+        system = self.system
+        for ledger, scheduled in (
+            (system.notifications, system.notifications.reminders_scheduled),
+            (system.onboarding, system.onboarding.follow_ups_scheduled),
+        ):
+            for account_id, published in list(scheduled.items()):
+                if not ledger.has_handled(published.event_id, "", account_id):
+                    return False
+        return True
 
     def sample(self) -> list[GroupRow]:
         """Read each group's counters (from its worker) and lag and delays (from the broker)."""
