@@ -126,6 +126,8 @@ def register(
         address = notifications.addresses.get(event.account_id)
         if address is not None:
             await notifications.gateway.send(address, SUBJECTS[type(event)], event.account_id)
+        else:
+            log.warning("no address known for %s; not emailed", event.account_id)
         if isinstance(event, AccountBanned):
             # A delayed event: stored now, delivered when due (days in production, seconds
             # in the demo), even if every process restarts in between.
@@ -146,6 +148,8 @@ def register(
         address = notifications.addresses.get(event.account_id)
         if address is not None:
             await notifications.gateway.send(address, REMINDER_SUBJECT, event.account_id)
+        else:
+            log.warning("no address known for %s; reminder not sent", event.account_id)
         notifications.mark_handled(ctx.event_id)
 
     return notifications

@@ -38,8 +38,11 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read ACCOUNTS_SETTLEMENT_SECONDS, ACCOUNTS_REMINDER_SECONDS, ACCOUNTS_FOLLOW_UP_SECONDS
-        and ACCOUNTS_EMAIL_FAILURE_RATE, keeping the defaults for those not set."""
+        """Read the settings from the environment; variables not set keep the defaults.
+
+        The variables: ACCOUNTS_SETTLEMENT_SECONDS, ACCOUNTS_REMINDER_SECONDS,
+        ACCOUNTS_FOLLOW_UP_SECONDS and ACCOUNTS_EMAIL_FAILURE_RATE.
+        """
         default = cls()
 
         def seconds(name: str, fallback: timedelta) -> timedelta:
