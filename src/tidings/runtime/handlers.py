@@ -49,7 +49,10 @@ def inspect_handler(func: Callable[..., Any], *, batch: bool) -> HandlerInfo:
         HandlerSignatureError: the first parameter is not annotated with an Event type (or,
             for a batch handler, a list of one), or there are too many parameters.
     """
-    name = getattr(func, "__qualname__", repr(func))
+    # "module:function" reads well in logs even for handlers defined inside a factory.
+    short = getattr(func, "__name__", None) or type(func).__name__
+    module = getattr(func, "__module__", None)
+    name = f"{module}:{short}" if module else short
     params = [
         p
         for p in inspect.signature(func).parameters.values()
