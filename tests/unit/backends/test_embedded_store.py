@@ -1,0 +1,110 @@
+"""The embedded store's file: opening, options, headers encoding, full and unwritable disks."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tidings.backends.embedded import EmbeddedBackend
+from tidings.backends.embedded.codec import decode_headers, encode_headers
+from tidings.exceptions import ConfigurationError, StorageError, StorageFull
+from tidings.records import OutgoingRecord, TopicSpec
+from tidings.testing import FakeClock
+
+
+def open_at(path: Path, **opts: object) -> EmbeddedBackend:
+    return EmbeddedBackend(path, url=f"embedded://{path}", **opts)  # type: ignore[arg-type]
+
+
+def test_creates_the_directory_and_one_database_file(tmp_path: Path) -> None:
+    b = open_at(tmp_path / "a" / "b")
+    assert b.path == tmp_path / "a" / "b" / "tidings.db" and b.path.exists()
+    b.close()
+
+
+def test_reopening_keeps_topics_records_and_offsets(tmp_path: Path) -> None:
+    b = open_at(tmp_path)
+    b.ensure_topics([TopicSpec("t", partitions=2, retention=timedelta(days=1))])
+    b.produce([OutgoingRecord("t", b"k", b"v")])
+    b.close()
+    again = open_at(tmp_path)
+    (info,) = again.topics()
+    assert (info.partitions, info.retention, sum(info.end_offsets)) == (2, 86400, 1)
+    again.close()
+
+
+def test_a_directory_that_cannot_be_created_is_a_storage_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StorageError, match=str(blocker / "data")) as exc:
+        open_at(blocker / "data")
+    assert "writable path" in str(exc.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through directory permissions")
+def test_a_read_only_directory_is_a_storage_error(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StorageError, match="not writable"):
+            open_at(tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_a_file_that_is_not_a_store_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "tidings.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="not a usable tidings store"):
+        open_at(tmp_path)
+
+
+def test_synchronous_full_is_an_option_and_others_are_refused(tmp_path: Path) -> None:
+    b = open_at(tmp_path, synchronous="full")
+    with sqlite3.connect(b.path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    b.close()
+    with pytest.raises(ConfigurationError, match="NORMAL"):
+        open_at(tmp_path, synchronous="OFF")
+
+
+def test_heartbeat_must_be_shorter_than_the_session(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="heartbeat_interval"):
+        open_at(tmp_path, session_timeout=1.0, heartbeat_interval=2.0)
+
+
+def test_headers_encoding_round_trips_and_refuses_unknown_formats() -> None:
+    headers = (("a", b""), ("ünï", bytes(range(256))), ("a", b"2"))
+    assert decode_headers(encode_headers(headers)) == headers
+    assert encode_headers(()) is None and decode_headers(None) == ()
+    with pytest.raises(StorageError, match="upgrade"):
+        decode_headers(b"\x09junk")
+
+
+def test_a_full_store_refuses_writes_then_recovers_when_retention_frees_space(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    b = open_at(tmp_path, max_page_count=64, clock=clock)
+    b.ensure_topics([TopicSpec("t", retention=timedelta(hours=1))])
+    value = os.urandom(2000)
+    stored = 0
+    with pytest.raises(StorageFull) as exc:
+        for _ in range(10_000):
+            b.produce([OutgoingRecord("t", None, value)] * 5)
+            stored += 5
+    assert str(b.path) in str(exc.value) and "free disk space or raise the limit" in str(exc.value)
+    # The failed batch left nothing behind and everything acknowledged is intact.
+    assert b.topics()[0].end_offsets == (stored,)
+    with sqlite3.connect(b.path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    clock.advance(7200)
+    while b.enforce_retention():
+        pass
+    meta = b.produce([OutgoingRecord("t", None, value)])  # works again, no restart
+    assert meta[0].offset == stored
+    assert b.topics()[0].start_offsets == (stored,)
+    b.close()
