@@ -1,0 +1,161 @@
+"""Meters the contenders share, so every one is timed the same way.
+
+- `Drain`: counts handled events; the clock starts when the last warm-up event is handled
+  and stops at the last one, so group join and warm-up are excluded (join time is kept).
+- `Latencies`: end-to-end latency (now - the event's send stamp) of events past warm-up.
+- `pace` / `apace`: send at the intended times of a fixed-rate schedule; latency producers
+  never wait for one event's acknowledgement before sending the next (`InFlight`), so the
+  producer's round trip does not throttle the offered rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+
+class Drain:
+    """Throughput of handled events past `warmup`; `done` is set when `total` were handled."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup = warmup
+        self.total = total
+        self.count = 0
+        self.created = time.perf_counter()
+        self.first: float | None = None
+        self.start: float | None = None if warmup else self.created
+        self.end: float | None = None
+        self.done = threading.Event()
+
+    def tick(self, n: int = 1) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        before = self.count
+        self.count = before + n
+        if self.start is None and self.count >= self.warmup:
+            self.start = time.perf_counter()
+        if self.count >= self.total and self.end is None:
+            self.end = time.perf_counter()
+            self.done.set()
+
+    def result(self) -> dict[str, Any]:
+        if self.end is None or self.start is None:
+            return {"error": f"handled {self.count} of {self.total} events", "count": self.count}
+        measured = self.total - self.warmup
+        elapsed = self.end - self.start
+        join = (self.first or self.created) - self.created
+        return {
+            "events": measured,
+            "seconds": elapsed,
+            "events_per_s": measured / elapsed,
+            "join_s": join,
+            "count": self.count,
+        }
+
+
+class Latencies:
+    """End-to-end latencies in ms of events with ``seq >= warmup``; done after `total`."""
+
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup = warmup
+        self.total = total
+        self.count = 0
+        self.samples: list[float] = []
+        self.done = threading.Event()
+
+    def record(self, seq: int, stamp_ns: int, now_ns: int | None = None) -> None:
+        if seq < 0:  # a connection warm-up event, not part of the schedule
+            return
+        now = time.time_ns() if now_ns is None else now_ns
+        if seq >= self.warmup:
+            self.samples.append((now - stamp_ns) / 1e6)
+        self.count += 1
+        if self.count >= self.total:
+            self.done.set()
+
+    def record_seconds(self, seq: int, late_s: float) -> None:
+        """Record a lateness already in seconds (delayed delivery)."""
+        if seq < 0:
+            return
+        if seq >= self.warmup:
+            self.samples.append(late_s * 1000)
+        self.count += 1
+        if self.count >= self.total:
+            self.done.set()
+
+    def result(self) -> dict[str, Any]:
+        return summarize(self.samples) | {"received": self.count, "expected": self.total}
+
+
+def summarize(samples: list[float]) -> dict[str, Any]:
+    if not samples:
+        return {"error": "no samples"}
+    s = sorted(samples)
+    return {
+        "samples": len(s),
+        "p50_ms": s[len(s) // 2],
+        "p99_ms": s[min(len(s) - 1, int(len(s) * 0.99))],
+        "max_ms": s[-1],
+    }
+
+
+def pace(total: int, rate: int) -> Iterator[tuple[int, int]]:
+    """Yield (i, intended send time in ns) at `rate` per second, sleeping until each is due.
+
+    Stamping the intended time (not the actual one) keeps a stalled sender from hiding its
+    own queueing (coordinated omission).
+    """
+    start = time.time_ns()
+    step = 1_000_000_000 // rate
+    for i in range(total):
+        due = start + i * step
+        wait = (due - time.time_ns()) / 1e9
+        if wait > 0:
+            time.sleep(wait)
+        yield i, due
+
+
+async def apace(total: int, rate: int) -> AsyncIterator[tuple[int, int]]:
+    """`pace` for asyncio producers: awaits instead of sleeping the thread."""
+    start = time.time_ns()
+    step = 1_000_000_000 // rate
+    for i in range(total):
+        due = start + i * step
+        wait = (due - time.time_ns()) / 1e9
+        if wait > 0:
+            await asyncio.sleep(wait)
+        yield i, due
+
+
+class InFlight:
+    """Tasks started at their send time, at most `limit` unfinished (the oldest awaited)."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self.limit = limit
+        self.tasks: deque[asyncio.Future[Any]] = deque()
+
+    async def add(self, awaitable: Awaitable[Any]) -> None:
+        self.tasks.append(asyncio.ensure_future(awaitable))
+        while self.tasks and (self.tasks[0].done() or len(self.tasks) > self.limit):
+            await self.tasks.popleft()
+
+    async def drain(self) -> None:
+        while self.tasks:
+            await self.tasks.popleft()
+
+
+def wait_for(done: threading.Event, timeout: float, poll: Callable[[], None] | None = None) -> bool:
+    """Wait for `done` (calling `poll` between waits, if given) up to `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        if poll is not None:
+            poll()
+        done.wait(min(left, 0.05))
+    return True

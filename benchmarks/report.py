@@ -1,0 +1,316 @@
+"""Medians, ratios against raw confluent-kafka, targets; the terminal table, JSON and PNG."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.registry import BASELINE, CONTENDERS
+
+Summary = dict[str, dict[str, dict[str, Any]]]
+
+
+def summarize(runs: list[dict[str, Any]]) -> Summary:
+    """Median (and min-max) of every numeric field, per contender and scenario."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        groups[run["contender"], run["scenario"]].append(run)
+    out: Summary = defaultdict(dict)
+    for (contender, scenario), rows in groups.items():
+        good = [r for r in rows if "error" not in r]
+        entry: dict[str, Any] = {
+            "reps": len(good),
+            "errors": [r["error"] for r in rows if "error" in r],
+        }
+        keys = {k for r in good for k, v in r.items() if isinstance(v, int | float) and k != "rep"}
+        for k in sorted(keys):
+            values = [r[k] for r in good if isinstance(r.get(k), int | float)]
+            entry[k] = statistics.median(values)
+            if len(values) > 1:
+                entry[f"{k}_range"] = [min(values), max(values)]
+        out[contender][scenario] = entry
+    return dict(out)
+
+
+def _get(s: Summary, contender: str, scenario: str, metric: str) -> float | None:
+    value = s.get(contender, {}).get(scenario, {}).get(metric)
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def targets(s: Summary) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    tk = "tidings-kafka"
+    consume = _get(s, tk, "consume", "events_per_s")
+    rows: list[tuple[str, float | None, float, str]] = [
+        (
+            "tidings consume on Kafka >= 50% of raw confluent-kafka",
+            _ratio(consume, _get(s, BASELINE, "consume", "events_per_s")),
+            0.5,
+            "ratio",
+        ),
+    ]
+    for peer in ("faststream-kafka", "faststream-confluent", "aiokafka"):
+        rows.append(
+            (
+                f"tidings consume on Kafka >= 3x {peer}",
+                _ratio(consume, _get(s, peer, "consume", "events_per_s")),
+                3.0,
+                "ratio",
+            )
+        )
+    rows += [
+        (
+            "tidings publish_many on Kafka >= 70% of raw produce",
+            _ratio(
+                _get(s, tk, "publish", "events_per_s"),
+                _get(s, BASELINE, "publish", "events_per_s"),
+            ),
+            0.7,
+            "ratio",
+        ),
+        (
+            "embedded publish_many >= 100,000 events/s",
+            _get(s, "tidings-embedded", "publish", "events_per_s"),
+            100_000,
+            "rate",
+        ),
+        (
+            "embedded consume >= 50,000 events/s",
+            _get(s, "tidings-embedded", "consume", "events_per_s"),
+            50_000,
+            "rate",
+        ),
+    ]
+    out = [
+        {"target": name, "value": v, "threshold": t, "unit": u, "ok": None if v is None else v >= t}
+        for name, v, t, u in rows
+    ]
+    p99 = _get(s, "tidings-embedded", "latency", "p99_ms")
+    out.append(
+        {
+            "target": "embedded p99 <= 25 ms at 1,000 events/s",
+            "value": p99,
+            "threshold": 25.0,
+            "unit": "ms",
+            "ok": None if p99 is None else p99 <= 25.0,
+        }
+    )
+    return out
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if unit == "ratio":
+        return f"{v:.2f}x"
+    if unit == "ms":
+        return f"{v:.1f}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.0f}"
+    return f"{v:.1f}"
+
+
+COLUMNS = [
+    "contender",
+    "publish ev/s",
+    "MB/s",
+    "x raw",
+    "publish() 1-by-1 ev/s",
+    "consume ev/s",
+    "x raw",
+    "consumer CPU µs/ev",
+    "consumer peak RSS MB",
+    "e2e p50 ms",
+    "p99 ms",
+    "max ms",
+]
+
+
+def main_rows(s: Summary) -> list[list[str]]:
+    base_pub = _get(s, BASELINE, "publish", "events_per_s")
+    base_con = _get(s, BASELINE, "consume", "events_per_s")
+    rows = []
+    for name, c in CONTENDERS.items():
+        if name not in s:
+            continue
+        pub = _get(s, name, "publish", "events_per_s")
+        con = _get(s, name, "consume", "events_per_s")
+        rows.append(
+            [
+                c.label,
+                _fmt(pub),
+                _fmt(_get(s, name, "publish", "mb_per_s")),
+                _fmt(_ratio(pub, base_pub), "ratio"),
+                _fmt(_get(s, name, "publish_single", "events_per_s")),
+                _fmt(con),
+                _fmt(_ratio(con, base_con), "ratio"),
+                _fmt(_get(s, name, "consume", "cpu_us_per_event")),
+                _fmt(_get(s, name, "consume", "rss_mb")),
+                _fmt(_get(s, name, "latency", "p50_ms"), "ms"),
+                _fmt(_get(s, name, "latency", "p99_ms"), "ms"),
+                _fmt(_get(s, name, "latency", "max_ms"), "ms"),
+            ]
+        )
+    return rows
+
+
+def extra_rows(s: Summary, results: dict[str, Any]) -> list[list[str]]:
+    """Delays, concurrency and the SQLite ceiling, as (what, figure) rows."""
+    rows: list[list[str]] = []
+    for name in ("tidings-embedded", "tidings-kafka"):
+        label = CONTENDERS[name].label
+        d = s.get(name, {}).get("delay")
+        if d and "p50_ms" in d:
+            rows.append(
+                [
+                    f"{label}: delay lateness @{results['settings']['rate']:,}/s",
+                    f"p50 {_fmt(d['p50_ms'], 'ms')} / p99 {_fmt(d['p99_ms'], 'ms')} / "
+                    f"max {_fmt(d['max_ms'], 'ms')} ms",
+                ]
+            )
+        elif name == "tidings-kafka" and not results.get("kafka_delays", {}).get("available"):
+            reason = results.get("kafka_delays", {}).get("reason", "not measured")
+            rows.append([f"{label}: delay lateness", f"not available ({reason})"])
+        one = _get(s, name, "concurrency_1", "events_per_s")
+        many = _get(s, name, "concurrency_50", "events_per_s")
+        if one or many:
+            rows.append(
+                [
+                    f"{label}: 10 ms handler, 100 keys, concurrency 1 → 50",
+                    f"{_fmt(one)} → {_fmt(many)} ev/s ({_fmt(_ratio(many, one), 'ratio')})",
+                ]
+            )
+    sq = s.get("sqlite", {}).get("ceiling")
+    if sq and "insert_per_s" in sq:
+        rows.append(
+            [
+                "SQLite ceiling (executemany 5,000/txn, WAL NORMAL; read 500/query)",
+                f"insert {_fmt(sq['insert_per_s'])} rows/s, read {_fmt(sq['read_per_s'])} rows/s",
+            ]
+        )
+    return rows
+
+
+def target_rows(results: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for t in results["targets"]:
+        mark = {True: "met", False: "MISSED", None: "not measured"}[t["ok"]]
+        rows.append([t["target"], _fmt(t["value"], t["unit"]), mark])
+    return rows
+
+
+def print_tables(results: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = results["summary"]
+    console = Console(width=200)
+    table = Table(title=_title(results), title_justify="left")
+    for i, col in enumerate(COLUMNS):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in main_rows(s):
+        table.add_row(*row)
+    console.print(table)
+    extra = Table(show_header=False)
+    extra.add_column()
+    extra.add_column()
+    for row in extra_rows(s, results):
+        extra.add_row(*row)
+    console.print(extra)
+    tt = Table(title="Targets")
+    for col in ("target", "measured", ""):
+        tt.add_column(col)
+    for row in target_rows(results):
+        tt.add_row(*row)
+    console.print(tt)
+
+
+def _title(results: dict[str, Any]) -> str:
+    st, m = results["settings"], results["machine"]
+    return (
+        f"{st['events']:,} events (+{st['warmup']:,} warm-up) of {st['size']} B JSON, "
+        f"{st['partitions']} partitions, median of {st['reps']} · {m['cpu_model']}, "
+        f"{m['cores']} cores, {m['ram_gb']} GB"
+    )
+
+
+def markdown(results: dict[str, Any]) -> str:
+    def table(header: list[str], rows: list[list[str]]) -> str:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        return "\n".join(lines)
+
+    s = results["summary"]
+    parts = [
+        _title(results),
+        "",
+        table(COLUMNS, main_rows(s)),
+        "",
+        table(["scenario", "result"], extra_rows(s, results)),
+        "",
+        table(["target", "measured", "status"], target_rows(results)),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=1, sort_keys=False, default=str) + "\n")
+
+
+def write_png(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = results["summary"]
+    names = [n for n in CONTENDERS if n in s]
+    labels = [CONTENDERS[n].label.replace(" · ", "\n") for n in names]
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5.8))
+    panels = [
+        ("publish", "events_per_s", "Publish (events/s)"),
+        ("consume", "events_per_s", "Consume: decode + validate + no-op (events/s)"),
+    ]
+    for ax, (scenario, metric, title) in zip(axes, panels, strict=False):
+        values = [_get(s, n, scenario, metric) or 0.0 for n in names]
+        colors = ["#1f77b4" if n.startswith("tidings") else "#999999" for n in names]
+        bars = ax.bar(range(len(names)), values, color=colors)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "-" for v in values], fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks(range(len(names)), labels, fontsize=7, rotation=30, ha="right")
+    lat = [n for n in names if _get(s, n, "latency", "p50_ms") is not None]
+    x = range(len(lat))
+    p50 = [_get(s, n, "latency", "p50_ms") or 0.0 for n in lat]
+    p99 = [_get(s, n, "latency", "p99_ms") or 0.0 for n in lat]
+    ax = axes[2]
+    b1 = ax.bar([i - 0.2 for i in x], p50, width=0.4, label="p50", color="#2ca02c")
+    b2 = ax.bar([i + 0.2 for i in x], p99, width=0.4, label="p99", color="#d62728")
+    ax.bar_label(b1, labels=[f"{v:.1f}" for v in p50], fontsize=7)
+    ax.bar_label(b2, labels=[f"{v:.1f}" for v in p99], fontsize=7)
+    ax.set_title(
+        f"End-to-end latency at {results['settings']['rate']:,} events/s (ms)", fontsize=10
+    )
+    ax.set_xticks(list(x), [CONTENDERS[n].label.replace(" · ", "\n") for n in lat], fontsize=7)
+    ax.legend(fontsize=8)
+    v = results["versions"]
+    fig.suptitle(_title(results), fontsize=10)
+    fig.text(
+        0.01,
+        0.01,
+        f"Python {v['python']} · confluent-kafka {v['confluent-kafka']} (librdkafka "
+        f"{v['librdkafka']}) · aiokafka {v['aiokafka']} · FastStream {v['faststream']} · "
+        f"Kafka {v['kafka']} · tidings {v['tidings']} · {results['started']}",
+        fontsize=7,
+    )
+    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
