@@ -130,3 +130,38 @@ def test_expired_members_do_not_block_reset(backend: EmbeddedBackend, clock: Fak
         backend.reset_group("g", T, "earliest")
     clock.advance(7.0)  # the member's process died without closing
     assert backend.reset_group("g", T, "latest") == {tp: 0 for tp in ALL}
+
+
+def test_an_expired_member_alone_rejoins_and_reclaims_in_one_fetch(
+    backend: EmbeddedBackend, clock: FakeClock
+) -> None:
+    listener = Listener()
+    m1 = backend.open_consumer("g", [T], start="earliest", listener=listener)
+    assert owned(m1) == [ALL]
+    clock.advance(7.0)
+    backend.open_consumer("g", [T], start="earliest", listener=None).close()  # expires m1
+    assert owned(m1) == [ALL]
+    assert set(listener.revoked) == ALL and len(listener.assigned) == 8
+    m1.close()
+
+
+def test_a_failing_revocation_is_retried_at_the_next_fetch(backend: EmbeddedBackend) -> None:
+    class Flaky(Listener):
+        fail = True
+
+        def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
+            if self.fail:
+                self.fail = False
+                raise RuntimeError("commit failed")
+            super().on_revoked(partitions)
+
+    m1 = backend.open_consumer("g", [T], start="earliest", listener=Flaky())
+    assert owned(m1) == [ALL]
+    m2 = backend.open_consumer("g", [T], start="earliest", listener=None)
+    with pytest.raises(RuntimeError):
+        m1.fetch(10, 0)
+    assert owned(m2) == [set()]  # nothing moved: m1 never let go
+    a, b = owned(m1, m2)  # the retry revokes, m2 claims
+    assert len(a) == len(b) == 2
+    m1.close()
+    m2.close()

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
 
 from tidings.backends.base import RebalanceListener
-from tidings.backends.embedded.groups import target
+from tidings.backends.embedded.groups import GroupView, target
 from tidings.backends.embedded.log import Log, TopicMeta
 from tidings.records import Record, Start, TopicPartition
 
@@ -97,37 +97,44 @@ class EmbeddedConsumer:
         if b.membership.epoch(conn, group) == self._epoch:
             return
         view = b.membership.view(conn, group)
-        if me not in view.members:
+        if me not in view.members:  # expired by another member since our last heartbeat
             self._lose_everything()
-            return  # the next fetch iteration reads the group again
+            view = b.membership.view(conn, group)
+        # Remember the epoch only once the rebalance went through: if a listener raises,
+        # the next fetch tries again instead of believing it is up to date.
+        self._rebalance(view)
         self._epoch = view.epoch
+
+    def _rebalance(self, view: GroupView) -> None:
+        """Revoke what the target gives others, then claim what it gives us and is free."""
+        assert self.group is not None
+        b, conn, group, me = self._b, self._conn, self.group, self.member_id
         counts = {name: meta.partitions for name, meta in self._metas.items()}
         for topics in view.members.values():
             for name in topics:
                 if name not in counts:
                     meta = b.log.lookup(conn, name)
                     counts[name] = meta.partitions if meta else 0
-        mine = target(view.members, counts)[me]
+        mine = target(view.members, counts).get(me, set())
         held = {tp for tp, owner in view.owners.items() if owner == me}
         lost = sorted(self.owned - (mine & held))
         if lost:
             if self.listener:
-                self.listener.on_revoked(lost)
+                self.listener.on_revoked(lost)  # the owner commits here, before letting go
             b.membership.release(conn, group, me, lost)
             self._drop(lost)
         wanted = sorted(tp for tp in mine - self.owned if view.owners.get(tp) in (None, me))
         if not wanted:
             return
         claimed = b.membership.claim(conn, group, me, wanted)
-        if claimed is None:
+        if claimed is None:  # expired between the view and the claim: next fetch rejoins
             self._lose_everything()
             return
-        if claimed:
-            for tp, committed in claimed.items():
-                self.owned.add(tp)
-                self.positions[tp] = committed if committed is not None else self._initial(tp)
-            if self.listener:
-                self.listener.on_assigned(sorted(claimed))
+        for tp, committed in claimed.items():
+            self.owned.add(tp)
+            self.positions[tp] = committed if committed is not None else self._initial(tp)
+        if claimed and self.listener:
+            self.listener.on_assigned(sorted(claimed))
 
     def _initial(self, tp: TopicPartition) -> int:
         if self.start == "earliest":

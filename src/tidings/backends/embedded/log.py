@@ -21,7 +21,7 @@ from tidings.records import Record, TopicSpec
 
 OFFSET_SPAN: Final = 1 << OFFSET_BITS
 RETENTION_BATCH: Final = 20_000
-"""Most records one retention pass deletes from one partition (keeps write locks short)."""
+"""Most records one retention pass deletes (keeps write locks and stalls short)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +182,9 @@ class Log:
 
         Cheap when there is nothing to do: one indexed lookup of the oldest record per
         partition of each topic with a retention. Each partition's deletion is its own
-        short transaction of at most RETENTION_BATCH records (the rest goes next pass).
+        short transaction, and one pass deletes at most RETENTION_BATCH records in all (a
+        backlog goes over several passes), so the producer or fetcher that runs it never
+        stalls for long.
         """
         deleted = 0
         for name, retention in conn.execute(
@@ -200,17 +202,19 @@ class Log:
                 if oldest is None or oldest[0] >= cutoff:
                     continue
                 with self.store.write(conn):
-                    deleted += self._trim(conn, pid, cutoff)
+                    deleted += self._trim(conn, pid, cutoff, RETENTION_BATCH - deleted)
+                if deleted >= RETENTION_BATCH:
+                    return deleted
         return deleted
 
     @staticmethod
-    def _trim(conn: sqlite3.Connection, pid: int, cutoff: float) -> int:
+    def _trim(conn: sqlite3.Connection, pid: int, cutoff: float, limit: int) -> int:
         base = pid << OFFSET_BITS
         # Re-read inside the transaction: another process may have trimmed meanwhile.
         start, end = conn.execute(
             "SELECT start_offset, next_offset FROM partitions WHERE pid = ?", (pid,)
         ).fetchone()
-        upper = base + min(end, start + RETENTION_BATCH)
+        upper = base + min(end, start + limit)
         kept = conn.execute(
             "SELECT pos FROM records WHERE pos >= ? AND pos < ? AND ts >= ? ORDER BY pos LIMIT 1",
             (base + start, upper, cutoff),
