@@ -7,9 +7,11 @@ Kafka's rebalances); no assertion depends on how long something took.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 
@@ -23,11 +25,43 @@ DEADLINE = 30.0
 """Seconds a wait may take before the test fails (Kafka group joins take a few)."""
 
 
+class Tracking:
+    """A backend that closes, at teardown, every consumer a failed test left open.
+
+    On a shared Kafka broker a member left behind would stall the next rebalance of its
+    group for a whole session timeout.
+    """
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.opened: list[ConsumerHandle] = []
+
+    def open_consumer(self, *args: Any, **kwargs: Any) -> ConsumerHandle:
+        consumer = self.inner.open_consumer(*args, **kwargs)
+        self.opened.append(consumer)
+        return consumer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def close(self) -> None:
+        for consumer in self.opened:
+            with contextlib.suppress(Exception):
+                consumer.close()
+        self.inner.close()
+
+
 @pytest.fixture
 def backend(broker_url: str) -> Iterator[Backend]:
-    b = open_backend(broker_url)
-    yield b
+    b = Tracking(open_backend(broker_url))
+    yield cast(Backend, b)
     b.close()
+
+
+@pytest.fixture
+def group(topic_name: str) -> str:
+    """A group name no other test uses (Kafka groups span topics)."""
+    return f"{topic_name}-g"
 
 
 class Listener:
@@ -96,12 +130,14 @@ def committed(backend: Backend, group: str, topic: str) -> dict[int, int | None]
 # -- produce and fetch ---------------------------------------------------------------------
 
 
-def test_fetch_returns_each_partition_in_produce_order(backend: Backend, topic_name: str) -> None:
+def test_fetch_returns_each_partition_in_produce_order(
+    backend: Backend, topic_name: str, group: str
+) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=3)])
     sent = [out(topic_name, f"k{i % 5}", f"v{i}") for i in range(40)]
     meta = backend.produce(sent)
     assert [m.topic for m in meta] == [topic_name] * 40
-    consumer = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     got = fetch_n(consumer, 40)
     consumer.close()
     by_partition: dict[int, list[Record]] = {}
@@ -126,7 +162,7 @@ def test_keys_map_to_kafkas_murmur2_partitions(backend: Backend, topic_name: str
     assert [m.partition for m in meta] == [(murmur2(k) & 0x7FFFFFFF) % 7 for k in keys]
 
 
-def test_headers_keys_and_values_round_trip(backend: Backend, topic_name: str) -> None:
+def test_headers_keys_and_values_round_trip(backend: Backend, topic_name: str, group: str) -> None:
     headers = (("ce_id", b"1"), ("bin", bytes(range(256))), ("ce_id", b"2"), ("empty", b""))
     backend.produce(
         [
@@ -135,7 +171,7 @@ def test_headers_keys_and_values_round_trip(backend: Backend, topic_name: str) -
             OutgoingRecord(topic_name, "ключ".encode(), b""),
         ]
     )
-    consumer = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     first, second, third = fetch_n(consumer, 3)
     consumer.close()
     assert first.headers == headers and first.header("ce_id") == b"2"
@@ -171,28 +207,30 @@ def test_explicit_partition_that_does_not_exist_is_refused(
 # -- groups and offsets --------------------------------------------------------------------
 
 
-def test_committed_offsets_survive_a_restart(broker_url: str, topic_name: str) -> None:
+def test_committed_offsets_survive_a_restart(broker_url: str, topic_name: str, group: str) -> None:
     first = open_backend(broker_url)
     first.produce([out(topic_name, "k", f"v{i}") for i in range(10)])
-    consumer = first.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = first.open_consumer(group, [topic_name], start="earliest", listener=None)
     assert len(fetch_n(consumer, 10)) == 10
     consumer.commit({TopicPartition(topic_name, 0): 6}, sync=True)
     consumer.close()
     first.close()
 
     second = open_backend(broker_url)
-    consumer = second.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = second.open_consumer(group, [topic_name], start="earliest", listener=None)
     resumed = fetch_n(consumer, 4)
     assert [r.offset for r in resumed] == [6, 7, 8, 9]
-    assert committed(second, "g", topic_name) == {0: 6}
+    assert committed(second, group, topic_name) == {0: 6}
     consumer.close()
     second.close()
 
 
-def test_new_group_starts_from_start(backend: Backend, topic_name: str) -> None:
+def test_new_group_starts_from_start(backend: Backend, topic_name: str, group: str) -> None:
     backend.produce([out(topic_name, "k", "old")])
-    latest = backend.open_consumer("late", [topic_name], start="latest", listener=None)
-    earliest = backend.open_consumer("early", [topic_name], start="earliest", listener=None)
+    latest = backend.open_consumer(f"{group}-late", [topic_name], start="latest", listener=None)
+    earliest = backend.open_consumer(
+        f"{group}-early", [topic_name], start="earliest", listener=None
+    )
     settle([latest], lambda: bool(latest.assignment()))
     backend.produce([out(topic_name, "k", "new")])
     assert [r.value for r in fetch_n(latest, 1)] == [b"new"]
@@ -202,13 +240,13 @@ def test_new_group_starts_from_start(backend: Backend, topic_name: str) -> None:
 
 
 def test_two_members_split_partitions_and_a_closed_members_move(
-    backend: Backend, topic_name: str
+    backend: Backend, topic_name: str, group: str
 ) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=4)])
     everything = {TopicPartition(topic_name, p) for p in range(4)}
     l1, l2 = Listener(), Listener()
-    m1 = backend.open_consumer("g", [topic_name], start="earliest", listener=l1)
-    m2 = backend.open_consumer("g", [topic_name], start="earliest", listener=l2)
+    m1 = backend.open_consumer(group, [topic_name], start="earliest", listener=l1)
+    m2 = backend.open_consumer(group, [topic_name], start="earliest", listener=l2)
 
     def split() -> bool:
         a, b = set(m1.assignment()), set(m2.assignment())
@@ -224,11 +262,14 @@ def test_two_members_split_partitions_and_a_closed_members_move(
     m2.close()
 
 
-def test_each_record_goes_to_one_member_at_a_time(backend: Backend, topic_name: str) -> None:
+def test_each_record_goes_to_one_member_at_a_time(
+    backend: Backend, topic_name: str, group: str
+) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=3)])
     backend.produce([out(topic_name, f"k{i}", str(i)) for i in range(30)])
     members = [
-        backend.open_consumer("g", [topic_name], start="earliest", listener=None) for _ in range(2)
+        backend.open_consumer(group, [topic_name], start="earliest", listener=None)
+        for _ in range(2)
     ]
     seen: list[Record] = []
     done = {TopicPartition(topic_name, p) for p in range(3)}
@@ -251,33 +292,33 @@ def test_each_record_goes_to_one_member_at_a_time(backend: Backend, topic_name: 
         m.close()
 
 
-def test_a_revoked_members_commit_is_ignored(backend: Backend, topic_name: str) -> None:
+def test_a_revoked_members_commit_is_ignored(backend: Backend, topic_name: str, group: str) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=2)])
     backend.produce([out(topic_name, None, str(i), partition=i % 2) for i in range(20)])
-    m1 = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    m1 = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     settle([m1], lambda: len(m1.assignment()) == 2)
-    m2 = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    m2 = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     settle([m1, m2], lambda: len(m1.assignment()) == 1 and len(m2.assignment()) == 1)
     moved = m2.assignment()[0]
     m2.commit({moved: 5}, sync=True)
     m1.commit({moved: 9}, sync=True)  # stale: m1 gave this partition up
-    assert committed(backend, "g", topic_name)[moved.partition] == 5
+    assert committed(backend, group, topic_name)[moved.partition] == 5
     m1.close()
     m2.close()
 
 
 def test_revocation_lets_the_owner_commit_before_the_partition_moves(
-    backend: Backend, topic_name: str
+    backend: Backend, topic_name: str, group: str
 ) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=2)])
     backend.produce([out(topic_name, None, str(i), partition=i % 2) for i in range(10)])
     l1 = Listener()
-    m1 = backend.open_consumer("g", [topic_name], start="earliest", listener=l1)
+    m1 = backend.open_consumer(group, [topic_name], start="earliest", listener=l1)
     handled: dict[TopicPartition, int] = {}
     for r in fetch_n(m1, 10):
         handled[r.tp] = r.offset + 1
     l1.on_revoke = lambda tps: m1.commit({tp: handled[tp] for tp in tps}, sync=True)
-    m2 = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    m2 = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     settle([m1, m2], lambda: len(m2.assignment()) == 1)
     assert l1.revoked == m2.assignment()
     # The new owner starts after what m1 handled: nothing left to read.
@@ -286,10 +327,10 @@ def test_revocation_lets_the_owner_commit_before_the_partition_moves(
     m2.close()
 
 
-def test_pause_and_resume(backend: Backend, topic_name: str) -> None:
+def test_pause_and_resume(backend: Backend, topic_name: str, group: str) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=2)])
     p0, p1 = TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)
-    consumer = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     settle([consumer], lambda: len(consumer.assignment()) == 2)
     consumer.pause([p0])
     backend.produce(
@@ -303,16 +344,18 @@ def test_pause_and_resume(backend: Backend, topic_name: str) -> None:
     consumer.close()
 
 
-def test_seek_redelivers_from_an_offset(backend: Backend, topic_name: str) -> None:
+def test_seek_redelivers_from_an_offset(backend: Backend, topic_name: str, group: str) -> None:
     backend.produce([out(topic_name, "k", str(i)) for i in range(5)])
-    consumer = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     assert len(fetch_n(consumer, 5)) == 5
     consumer.seek(TopicPartition(topic_name, 0), 2)
     assert [r.offset for r in fetch_n(consumer, 3)] == [2, 3, 4]
     consumer.close()
 
 
-def test_reader_without_group_sees_all_partitions(backend: Backend, topic_name: str) -> None:
+def test_reader_without_group_sees_all_partitions(
+    backend: Backend, topic_name: str, group: str
+) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=3)])
     backend.produce([out(topic_name, f"k{i}", str(i)) for i in range(9)])
     reader = backend.open_consumer(None, [topic_name], start="earliest", listener=None)
@@ -322,48 +365,50 @@ def test_reader_without_group_sees_all_partitions(backend: Backend, topic_name: 
     assert all(g.group is not None for g in backend.groups())
 
 
-def test_groups_report_lag(backend: Backend, topic_name: str) -> None:
+def test_groups_report_lag(backend: Backend, topic_name: str, group: str) -> None:
     backend.produce([out(topic_name, "k", str(i)) for i in range(8)])
-    consumer = backend.open_consumer("lagging", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     fetch_n(consumer, 8)
     consumer.commit({TopicPartition(topic_name, 0): 3}, sync=True)
-    info = next(g for g in backend.groups() if g.group == "lagging")
+    info = next(g for g in backend.groups() if g.group == group)
     (part,) = [p for p in info.partitions if p.topic == topic_name]
     assert (part.committed, part.end, part.lag) == (3, 8, 5)
     consumer.close()
 
 
-def test_reset_group(backend: Backend, topic_name: str) -> None:
+def test_reset_group(backend: Backend, topic_name: str, group: str) -> None:
     backend.produce([out(topic_name, "k", str(i)) for i in range(6)])
-    consumer = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     fetch_n(consumer, 6)
     consumer.commit({TopicPartition(topic_name, 0): 6}, sync=True)
-    with pytest.raises(ConfigurationError, match="g"):
-        backend.reset_group("g", topic_name, "earliest")
+    with pytest.raises(ConfigurationError, match=group):
+        backend.reset_group(group, topic_name, "earliest")
     consumer.close()
 
     start = topic_info(backend, topic_name).start_offsets[0]
-    assert backend.reset_group("g", topic_name, "earliest") == {
+    assert backend.reset_group(group, topic_name, "earliest") == {
         TopicPartition(topic_name, 0): start
     }
-    consumer = backend.open_consumer("g", [topic_name], start="latest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="latest", listener=None)
     assert [r.offset for r in fetch_n(consumer, 6)] == list(range(6))
     consumer.close()
-    assert backend.reset_group("g", topic_name, "latest") == {TopicPartition(topic_name, 0): 6}
-    assert committed(backend, "g", topic_name) == {0: 6}
+    assert backend.reset_group(group, topic_name, "latest") == {TopicPartition(topic_name, 0): 6}
+    assert committed(backend, group, topic_name) == {0: 6}
 
 
 # -- delays and retention ------------------------------------------------------------------
 
 
-def test_delayed_record_is_not_early_and_arrives(backend: Backend, topic_name: str) -> None:
+def test_delayed_record_is_not_early_and_arrives(
+    backend: Backend, topic_name: str, group: str
+) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=2)])
     due = time.time() + 0.5
     (meta,) = backend.produce([out(topic_name, "k", "later", deliver_at=due)])
     assert meta.offset == -1 and meta.topic == topic_name
     info = topic_info(backend, topic_name)
     assert info.delayed_pending == 1 and info.next_due == pytest.approx(due)
-    consumer = backend.open_consumer("g", [topic_name], start="earliest", listener=None)
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     (record,) = fetch_n(consumer, 1)
     assert time.time() >= due, "a delayed record was delivered before its due time"
     assert (record.key, record.value, record.partition) == (b"k", b"later", meta.partition)
