@@ -257,11 +257,13 @@ class EmbeddedBackend:
         )  # fmt: skip
 
     def topics(self) -> list[TopicInfo]:
-        with self.store.pooled() as conn:
+        """Describe every topic, with its log start/end and pending delays (one snapshot)."""
+        with self.store.pooled() as conn, self.store.snapshot(conn):
             return admin.describe_topics(conn, self.log)
 
     def groups(self) -> list[GroupInfo]:
-        with self.store.pooled() as conn:
+        """Describe every group: live members, committed/end/owner per partition."""
+        with self.store.pooled() as conn, self.store.snapshot(conn):
             return admin.describe_groups(conn, self.log, self.clock.time())
 
     def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:

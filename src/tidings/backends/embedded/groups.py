@@ -136,9 +136,8 @@ class Groups:
 
     @staticmethod
     def view(conn: sqlite3.Connection, group: str) -> GroupView:
-        """Read the group's members and owners in one read transaction."""
-        conn.execute("BEGIN")
-        try:
+        """Read the group's members and owners in one consistent snapshot."""
+        with Store.snapshot(conn):
             epoch = Groups.epoch(conn, group)
             members = {
                 m: tuple(json.loads(topics))
@@ -152,8 +151,6 @@ class Groups:
                     "SELECT topic, partition, member FROM owners WHERE grp = ?", (group,)
                 )
             }
-        finally:
-            conn.execute("COMMIT")
         return GroupView(epoch, members, owners)
 
     def claim(

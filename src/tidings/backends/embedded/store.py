@@ -256,6 +256,16 @@ class Store:
                     raise self.translate(exc, "write") from exc
                 raise
 
+    @staticmethod
+    @contextlib.contextmanager
+    def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        """Run the body's reads in one read transaction: a consistent view, no lock taken."""
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+
     def _retry_locked(self, action: Callable[[], object]) -> None:
         """Run `action`, retrying while another process holds the database locked.
 
