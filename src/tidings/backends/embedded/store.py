@@ -30,6 +30,10 @@ BUSY_TIMEOUT_MS: Final = 5_000
 LOCK_WAIT_LIMIT: Final = 60.0
 """Seconds a writer keeps retrying a locked database before giving up."""
 
+PAGE_SIZE: Final = 8192
+"""Bytes per page of a new store. Measured with ~1 KB events: 8 KiB pages make batched
+appends ~15% cheaper in CPU than 4 KiB, at ~5% cost to one-record transactions."""
+
 # Offsets live in the records table's rowid: (partition id << 40) | offset. Appends are
 # then rowid appends and a fetch is a rowid range scan, the cheapest access SQLite has.
 OFFSET_BITS: Final = 40
@@ -161,6 +165,7 @@ class Store:
             raise self.translate(exc, "open") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
             self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA cache_size = -16000")
