@@ -1,9 +1,10 @@
 """The embedded broker: SQLite in WAL mode in a data directory (the zero-setup default).
 
-Modules, one concept each: `store` (the file, schema, pragmas, write transactions), `log`
-(topics, append, read, retention), `codec` (stored headers), `delays` (delayed delivery),
-`groups` (membership, heartbeats, ownership, offsets), `consumer` (the group member),
-`admin` (topic and group views, reset) and `backend` (the `Backend` tying them together).
+Modules, one concept each: `schema` (the tables), `store` (the file, pragmas,
+transactions), `log` (topics, append, read, retention), `codec` (stored headers), `delays`
+(delayed delivery), `groups` (membership, heartbeats, ownership, offsets), `consumer` (the
+group member), `admin` (topic and group views, reset) and `backend` (the `Backend` tying
+them together).
 """
 
 from tidings.backends.embedded.backend import EmbeddedBackend

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from tidings.backends.embedded.codec import decode_headers
-from tidings.backends.embedded.store import OFFSET_BITS, Store
+from tidings.backends.embedded.schema import OFFSET_BITS
+from tidings.backends.embedded.store import Store
 from tidings.records import Record, TopicSpec
 
 OFFSET_SPAN: Final = 1 << OFFSET_BITS

@@ -1,4 +1,4 @@
-"""The SQLite file: opening it, its schema and pragmas, and write transactions.
+"""The SQLite file: opening it, its pragmas, and transactions.
 
 One database file, ``<dir>/tidings.db``, in WAL mode: readers never block the writer and a
 process killed at any moment leaves the file consistent (with ``synchronous=NORMAL`` a
@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
+from tidings.backends.embedded.schema import SCHEMA, SCHEMA_VERSION
 from tidings.exceptions import BrokerError, ConfigurationError, StorageError, StorageFull
 
 DB_NAME: Final = "tidings.db"
-SCHEMA_VERSION: Final = 1
 SYNCHRONOUS_MODES: Final = ("NORMAL", "FULL")
 BUSY_TIMEOUT_MS: Final = 5_000
 LOCK_WAIT_LIMIT: Final = 60.0
@@ -33,72 +33,6 @@ LOCK_WAIT_LIMIT: Final = 60.0
 PAGE_SIZE: Final = 8192
 """Bytes per page of a new store. Measured with ~1 KB events: 8 KiB pages make batched
 appends ~15% cheaper in CPU than 4 KiB, at ~5% cost to one-record transactions."""
-
-# Offsets live in the records table's rowid: (partition id << 40) | offset. Appends are
-# then rowid appends and a fetch is a rowid range scan, the cheapest access SQLite has.
-OFFSET_BITS: Final = 40
-
-_SCHEMA: Final = f"""
-CREATE TABLE IF NOT EXISTS topics (
-    name TEXT PRIMARY KEY,
-    partitions INTEGER NOT NULL,
-    retention REAL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS partitions (
-    pid INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    start_offset INTEGER NOT NULL DEFAULT 0,
-    next_offset INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (topic, partition)
-);
-CREATE TABLE IF NOT EXISTS records (
-    pos INTEGER PRIMARY KEY,  -- (pid << {OFFSET_BITS}) | offset
-    ts REAL NOT NULL,
-    key BLOB,
-    value BLOB,
-    headers BLOB
-);
-CREATE TABLE IF NOT EXISTS delayed (
-    id INTEGER PRIMARY KEY,
-    due REAL NOT NULL,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    key BLOB,
-    value BLOB,
-    headers BLOB
-);
-CREATE INDEX IF NOT EXISTS delayed_by_due ON delayed (due);
-CREATE INDEX IF NOT EXISTS delayed_by_topic ON delayed (topic, due);
-CREATE TABLE IF NOT EXISTS groups (
-    name TEXT PRIMARY KEY,
-    epoch INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS members (
-    grp TEXT NOT NULL,
-    member TEXT NOT NULL,
-    topics TEXT NOT NULL,
-    session_timeout REAL NOT NULL,
-    heartbeat REAL NOT NULL,
-    PRIMARY KEY (grp, member)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS owners (
-    grp TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    member TEXT NOT NULL,
-    PRIMARY KEY (grp, topic, partition)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS offsets (
-    grp TEXT NOT NULL,
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    committed INTEGER NOT NULL,
-    PRIMARY KEY (grp, topic, partition)
-) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
 
 
 class Store:
@@ -191,7 +125,7 @@ class Store:
         with self.write(conn):
             # Several processes may start at once: the IMMEDIATE transaction serializes
             # them and IF NOT EXISTS makes the losers' attempts no-ops.
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
 
