@@ -88,7 +88,8 @@ def test_a_full_store_refuses_writes_then_recovers_when_retention_frees_space(
 ) -> None:
     clock = FakeClock()
     b = open_at(tmp_path, max_page_count=64, clock=clock)
-    b.ensure_topics([TopicSpec("t", retention=timedelta(hours=1))])
+    b.ensure_topics([TopicSpec("t", retention=timedelta(hours=1)), TopicSpec("later")])
+    b.produce([OutgoingRecord("later", None, b"due in a minute", deliver_at=clock.time() + 60)])
     value = os.urandom(2000)
     stored = 0
     with pytest.raises(StorageFull) as exc:
@@ -96,15 +97,28 @@ def test_a_full_store_refuses_writes_then_recovers_when_retention_frees_space(
             b.produce([OutgoingRecord("t", None, value)] * 5)
             stored += 5
     assert str(b.path) in str(exc.value) and "free disk space or raise the limit" in str(exc.value)
+    with pytest.raises(StorageFull):  # fill the last gaps, so not even a small record fits
+        for _ in range(10_000):
+            b.produce([OutgoingRecord("t", None, value[:20])])
+            stored += 1
     # The failed batch left nothing behind and everything acknowledged is intact.
-    assert b.topics()[0].end_offsets == (stored,)
+    assert {t.name: t.end_offsets for t in b.topics()}["t"] == (stored,)
     with sqlite3.connect(b.path) as raw:
         assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    # Readers keep reading; the due delayed record waits for space instead of failing them.
+    clock.advance(120)
+    reader = b.open_consumer(None, ["t", "later"], start="earliest", listener=None)
+    assert len(reader.fetch(stored + 10, 0.05)) == stored
+    assert {t.name: t.delayed_pending for t in b.topics()}["later"] == 1
 
     clock.advance(7200)
     while b.enforce_retention():
         pass
     meta = b.produce([OutgoingRecord("t", None, value)])  # works again, no restart
     assert meta[0].offset == stored
-    assert b.topics()[0].start_offsets == (stored,)
+    info = {t.name: t for t in b.topics()}
+    assert info["t"].start_offsets == (stored,)
+    assert [r.value for r in reader.fetch(10, 0)][-2:] == [b"due in a minute", value]
+    reader.close()
     b.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import uuid
@@ -18,7 +19,7 @@ from tidings.backends.embedded.groups import Groups
 from tidings.backends.embedded.log import Log, Row, TopicMeta
 from tidings.backends.embedded.store import Store
 from tidings.clock import SYSTEM_CLOCK, Clock
-from tidings.exceptions import ConfigurationError
+from tidings.exceptions import ConfigurationError, StorageError
 from tidings.partitioner import partition_for
 from tidings.records import (
     OutgoingRecord,
@@ -28,10 +29,14 @@ from tidings.records import (
     TopicSpec,
 )
 
+logger = logging.getLogger(__name__)
+
 DUE_REFRESH: Final = 0.05
 """Seconds between reads of the earliest due time (new delays from other processes)."""
 RETENTION_INTERVAL: Final = 1.0
 """Seconds between retention passes in one process."""
+MAINTENANCE_BACKOFF: Final = 1.0
+"""Seconds maintenance rests after failing to write (a full disk), before trying again."""
 RELEASE_BATCHES: Final = 5
 """Batches of due delays one produce or fetch moves at most (the rest: the next call)."""
 
@@ -88,6 +93,8 @@ class EmbeddedBackend:
         self._retention_at = 0.0
         self._maintaining = threading.Lock()
         self._partition_cache: dict[tuple[bytes, int], int] = {}
+        self._warned_at = float("-inf")
+        self._resting_until = float("-inf")
 
     @property
     def path(self) -> Path:
@@ -176,6 +183,8 @@ class EmbeddedBackend:
     def delay_due(self, conn: sqlite3.Connection) -> bool:
         """Return whether some delayed record is due (re-reading the due time now and then)."""
         now = self.clock.time()
+        if now < self._resting_until:
+            return False  # the last release failed (full disk?): fetch must not spin on it
         with self._due_lock:
             stale = self._due_checked is None or now - self._due_checked >= DUE_REFRESH
             if not stale and not (self._next_due is not None and self._next_due <= now):
@@ -196,7 +205,13 @@ class EmbeddedBackend:
         )
 
     def maintain(self, conn: sqlite3.Connection) -> None:
-        """Move due delayed records and apply retention, if it is time (cheap otherwise)."""
+        """Move due delayed records and apply retention, if it is time (cheap otherwise).
+
+        A store that cannot be written (full disk) must not stop consumers from reading
+        or producers from trying: the failure is logged and the work retried later.
+        """
+        if self.clock.time() < self._resting_until:
+            return
         if not self._maintaining.acquire(blocking=False):
             return  # another thread of this process is at it
         try:
@@ -208,6 +223,12 @@ class EmbeddedBackend:
             if now >= self._retention_at:
                 self._retention_at = now + RETENTION_INTERVAL
                 self.log.enforce_retention(conn, now)
+        except StorageError as exc:
+            now = self.clock.time()
+            self._resting_until = now + MAINTENANCE_BACKOFF
+            if now - self._warned_at >= 60:
+                self._warned_at = now
+                logger.warning("Embedded broker maintenance failed (will retry): %s", exc)
         finally:
             self._maintaining.release()
 

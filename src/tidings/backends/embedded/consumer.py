@@ -59,7 +59,8 @@ class EmbeddedConsumer:
         self._last_heartbeat = now
         self._rotation = 0
         if group is not None:
-            self._join(now)
+            with backend.store.errors("join the group in"):
+                self._join(now)
 
     # -- group protocol ------------------------------------------------------------------
 
@@ -163,6 +164,10 @@ class EmbeddedConsumer:
         The timeout is measured on the real monotonic clock: it bounds a wait for other
         processes, which an injected test clock cannot speed up.
         """
+        with self._b.store.errors("read"):
+            return self._fetch(max_records, timeout)
+
+    def _fetch(self, max_records: int, timeout: float) -> list[Record]:
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self.closed:
             self._b.maintain(self._conn)
@@ -225,7 +230,8 @@ class EmbeddedConsumer:
             return
         mine = {tp: offset for tp, offset in offsets.items() if tp in self.owned}
         if mine:
-            self._b.membership.commit(self._conn, self.group, self.member_id, mine)
+            with self._b.store.errors("commit offsets in"):
+                self._b.membership.commit(self._conn, self.group, self.member_id, mine)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self.paused.update(tp for tp in partitions if tp in self.owned)
@@ -250,7 +256,8 @@ class EmbeddedConsumer:
             self.closed = True
             self._drop(sorted(self.owned))
             if self.group is not None:
-                self._b.membership.leave(self._conn, self.group, self.member_id)
+                with self._b.store.errors("leave the group in"):
+                    self._b.membership.leave(self._conn, self.group, self.member_id)
         finally:
             self.closed = True
             self._b.store.discard(self._conn)

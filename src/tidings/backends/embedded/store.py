@@ -133,19 +133,31 @@ class Store:
 
     @contextlib.contextmanager
     def pooled(self) -> Iterator[sqlite3.Connection]:
-        """Lend a connection for one short operation (produce, an admin query)."""
+        """Lend a connection for one short operation (produce, an admin query).
+
+        SQLite errors raised in the body come out as tidings exceptions (see `errors`).
+        """
         with self._pool_lock:
             conn = self._pool.pop() if self._pool else None
         if conn is None:
             conn = self.connect()
         try:
-            yield conn
+            with self.errors("use"):
+                yield conn
         finally:
             with self._pool_lock:
                 if self._closed:
                     conn.close()
                 else:
                     self._pool.append(conn)
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """Raise SQLite errors from the body as the tidings exception that says the fix."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self.translate(exc, doing) from exc
 
     def release(self, conn: sqlite3.Connection) -> None:
         """Return a connection from `connect` to the pool for reuse."""
