@@ -56,7 +56,9 @@ class EmbeddedConsumer:
         self.paused: set[TopicPartition] = set()
         self.closed = False
         self._epoch = -1
-        self._last_heartbeat = now
+        # Heartbeat cadence runs on the monotonic clock (a wall-clock step must not stop
+        # heartbeats); the stored heartbeat is wall time, which every process shares.
+        self._last_heartbeat = backend.clock.monotonic()
         self._rotation = 0
         if group is not None:
             with backend.store.errors("join the group in"):
@@ -69,7 +71,7 @@ class EmbeddedConsumer:
         b = self._b
         b.membership.join(self._conn, self.group, self.member_id, list(self._metas),
                       b.session_timeout, now)  # fmt: skip
-        self._last_heartbeat = now
+        self._last_heartbeat = b.clock.monotonic()
         self._epoch = -1
 
     def _drop(self, tps: Sequence[TopicPartition]) -> None:
@@ -89,10 +91,10 @@ class EmbeddedConsumer:
     def _sync_group(self) -> None:
         assert self.group is not None
         b, conn, group, me = self._b, self._conn, self.group, self.member_id
-        now = b.clock.time()
-        if now - self._last_heartbeat >= b.heartbeat_interval:
-            alive = b.membership.heartbeat(conn, group, me, now)
-            self._last_heartbeat = now
+        tick = b.clock.monotonic()
+        if tick - self._last_heartbeat >= b.heartbeat_interval:
+            alive = b.membership.heartbeat(conn, group, me, b.clock.time())
+            self._last_heartbeat = tick
             if not alive:
                 self._lose_everything()
         if b.membership.epoch(conn, group) == self._epoch:
@@ -217,7 +219,7 @@ class EmbeddedConsumer:
             pause = min(pause * 2, POLL_MAX)
             if self._data_version() != version:
                 return
-            if self.group is not None and b.clock.time() >= heartbeat_due:
+            if self.group is not None and b.clock.monotonic() >= heartbeat_due:
                 return
             if b.delay_due(self._conn):
                 return
