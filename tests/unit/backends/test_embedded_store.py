@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -122,3 +123,26 @@ def test_a_full_store_refuses_writes_then_recovers_when_retention_frees_space(
     assert [r.value for r in reader.fetch(10, 0)][-2:] == [b"due in a minute", value]
     reader.close()
     b.close()
+
+
+def test_processes_racing_to_create_the_store_and_a_topic_agree(tmp_path: Path) -> None:
+    # Separate backends share no Python lock: they race like processes, through SQLite.
+    barrier = threading.Barrier(4)
+    seen: list[int] = []
+
+    def start(partitions: int) -> None:
+        barrier.wait()
+        b = open_at(tmp_path / "data")
+        b.ensure_topics([TopicSpec("t", partitions=partitions)])
+        seen.append(b.produce([OutgoingRecord("t", b"k", b"v")])[0].offset)
+        seen.append(-next(t.partitions for t in b.topics() if t.name == "t"))
+        b.close()
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in (1, 2, 3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    offsets, counts = sorted(x for x in seen if x >= 0), {x for x in seen if x < 0}
+    assert len(counts) == 1  # every racer sees the winner's partition count
+    assert offsets == [0, 1, 2, 3]  # same key, same partition: one log, no lost append
