@@ -74,6 +74,10 @@ class EmbeddedBackend:
         max_page_count: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        # Options may arrive as text (environment, URL); numbers are what is compared.
+        session_timeout, heartbeat_interval = float(session_timeout), float(heartbeat_interval)
+        if max_page_count is not None:
+            max_page_count = int(max_page_count)
         if not 0 < heartbeat_interval < session_timeout:
             raise ConfigurationError(
                 f"heartbeat_interval ({heartbeat_interval}) must be > 0 and below "
@@ -81,8 +85,8 @@ class EmbeddedBackend:
             )
         self.url = url
         self.clock = clock
-        self.session_timeout = float(session_timeout)
-        self.heartbeat_interval = float(heartbeat_interval)
+        self.session_timeout = session_timeout
+        self.heartbeat_interval = heartbeat_interval
         self.store = Store(Path(path), synchronous=synchronous, max_page_count=max_page_count)
         self.log = Log(self.store)
         self.delays = Delays(self.store, self.log)
