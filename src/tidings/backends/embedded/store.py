@@ -30,6 +30,7 @@ BUSY_TIMEOUT_MS: Final = 5_000
 LOCK_WAIT_LIMIT: Final = 60.0
 """Seconds a writer keeps retrying a locked database before giving up."""
 
+WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 PAGE_SIZE: Final = 8192
 """Bytes per page of a new store. Measured with ~1 KB events: 8 KiB pages make batched
 appends ~15% cheaper in CPU than 4 KiB, at ~5% cost to one-record transactions."""
@@ -103,6 +104,8 @@ class Store:
             self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA cache_size = -16000")
+            # After a huge batch, shrink the WAL file back once it is checkpointed.
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute("PRAGMA foreign_keys = OFF")
             if self.max_page_count is not None:
                 conn.execute(f"PRAGMA max_page_count = {int(self.max_page_count)}")
