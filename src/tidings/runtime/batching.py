@@ -41,7 +41,7 @@ async def run_batches(route: Route) -> None:
                 await asyncio.wait_for(route._wake.wait(), remaining)
             except TimeoutError:
                 break
-        tps = {d.record.tp for d in items}
+        tps = {d.tp for d in items}
         route.running += 1
         for tp in tps:
             route.owner.started(tp)
@@ -58,16 +58,16 @@ async def _run(route: Route, items: list[Delivery]) -> None:
     good: list[Delivery] = []
     for d in items:
         rec = d.record
-        if not owner.is_current(rec.tp, d.epoch):
+        if not owner.is_current(d.tp, d.epoch):
             continue
         try:
-            d.env, d.event = route._decode(rec)
+            d.event = route._decode(d)
         except DecodeError as exc:
             await route._settle(None, d, Outcome.DEAD_LETTER, exc, exc.reason)
             continue
         if d.event is None:
             route.stats.skipped += 1
-            owner.finish(rec, d.epoch)
+            owner.finish(d.tp, rec.offset, d.epoch)
             continue
         good.append(d)
     if not good:
@@ -90,7 +90,7 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
     spec = route.spec
     last = batch[-1]
     while True:
-        if route._stopping or not route.owner.is_current(last.record.tp, last.epoch):
+        if route._stopping or not route.owner.is_current(last.tp, last.epoch):
             raise asyncio.CancelledError  # abandoned: redelivered after restart/rebalance
         ctx = route._context(last) if spec.handler.takes_context else None
         try:
@@ -108,5 +108,5 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
         route.stats.handled += len(batch)
         route.stats.batches += 1
         for d in batch:
-            route.owner.finish(d.record, d.epoch)
+            route.owner.finish(d.tp, d.record.offset, d.epoch)
         return None

@@ -134,8 +134,8 @@ class GroupWorker:
     def ended(self, tp: TopicPartition) -> None:
         self._running[tp] -= 1
 
-    def finish(self, record: Record, epoch: int) -> None:
-        self.tracker.finish(TopicPartition(record.topic, record.partition), record.offset, epoch)
+    def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
+        self.tracker.finish(tp, offset, epoch)
 
     def stop_partition(self, record: Record, reason: str) -> None:
         tp = TopicPartition(record.topic, record.partition)
@@ -307,7 +307,7 @@ class GroupWorker:
         for rec, epoch in zip(records, epochs, strict=True):
             route = routes.get(rec.topic)
             if route is None:
-                self.finish(rec, epoch)
+                self.finish(TopicPartition(rec.topic, rec.partition), rec.offset, epoch)
                 continue
             route.submit(rec, epoch)
 

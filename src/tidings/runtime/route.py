@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tidings.context import Context, context_headers
-from tidings.events import Event
+from tidings.events import Event, event_class
 from tidings.exceptions import DecodeError, HandlerTimeout
 from tidings.records import Record, TopicPartition
 from tidings.runtime.dead_letters import H_REPLAY_GROUP
@@ -18,7 +18,7 @@ from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
-from tidings.wire import H_TYPE, Envelope, decode_data, read_envelope, validate
+from tidings.wire import H_CONTENT_TYPE, H_TYPE, Envelope, decode_data, read_envelope, validate
 
 log = logging.getLogger("tidings.consumer")
 
@@ -30,7 +30,7 @@ class RouteOwner(Protocol):
 
     def is_current(self, tp: TopicPartition, epoch: int) -> bool: ...
 
-    def finish(self, record: Record, epoch: int) -> None: ...
+    def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None: ...
 
     def started(self, tp: TopicPartition) -> None: ...
 
@@ -61,6 +61,9 @@ class Delivery:
 
     record: Record
     epoch: int
+    tp: TopicPartition
+    etype: bytes | None
+    ctype: bytes | None
     attempt: int = 1
     event: Event | None = None
     env: Envelope | None = None
@@ -93,6 +96,8 @@ class Route:
             )
         self._single = handler.single_class()
         self._types = handler.type_names if handler.accepts is not None else None
+        self._types_b = frozenset(t.encode() for t in self._types or ())
+        self._group_b = owner.group.encode()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -123,30 +128,30 @@ class Route:
     def submit(self, record: Record, epoch: int) -> None:
         """Take a fetched record (on the event loop thread)."""
         self.stats.received += 1
+        tp = TopicPartition(record.topic, record.partition)
         etype: bytes | None = None
+        ctype: bytes | None = None
         for name, value in record.headers:
             if name == H_TYPE:
                 etype = value
-            elif name == H_REPLAY_GROUP and value.decode("utf-8", "replace") != self.owner.group:
-                self._skip(record, epoch)
+            elif name == H_CONTENT_TYPE:
+                ctype = value
+            elif name == H_REPLAY_GROUP and value != self._group_b:
+                self._skip(tp, record.offset, epoch)
                 return
-        if (
-            self._types is not None
-            and etype is not None
-            and etype.decode("utf-8", "replace") not in self._types
-        ):
-            self._skip(record, epoch)
+        if self._types is not None and etype is not None and etype not in self._types_b:
+            self._skip(tp, record.offset, epoch)
             return
         lane: Hashable | None = None
         if record.key is not None and self.spec.batch is None:
             lane = (record.topic, record.key)
-        self.lanes.submit(lane, Delivery(record, epoch))
+        self.lanes.submit(lane, Delivery(record, epoch, tp, etype, ctype))
         if not self._wake.is_set():
             self._wake.set()
 
-    def _skip(self, record: Record, epoch: int) -> None:
+    def _skip(self, tp: TopicPartition, offset: int, epoch: int) -> None:
         self.stats.skipped += 1
-        self.owner.finish(record, epoch)
+        self.owner.finish(tp, offset, epoch)
 
     # -- workers -----------------------------------------------------------------------
 
@@ -166,7 +171,7 @@ class Route:
             if nxt is None:
                 return
             lane, delivery = nxt
-            tp = delivery.record.tp
+            tp = delivery.tp
             self.running += 1
             self.owner.started(tp)
             try:
@@ -176,20 +181,19 @@ class Route:
                 self.owner.ended(tp)
 
     async def _deliver(self, lane: Hashable | None, d: Delivery) -> None:
-        rec = d.record
-        if not self.owner.is_current(rec.tp, d.epoch):
+        if not self.owner.is_current(d.tp, d.epoch):
             self.lanes.finish(lane)
             return
         if d.event is None:
             try:
-                d.env, d.event = self._decode(rec)
+                d.event = self._decode(d)
             except DecodeError as exc:
                 await self._settle(lane, d, Outcome.DEAD_LETTER, exc, exc.reason)
                 return
             if d.event is None:
                 self.stats.skipped += 1
                 self.lanes.finish(lane)
-                self.owner.finish(rec, d.epoch)
+                self.owner.finish(d.tp, d.record.offset, d.epoch)
                 return
         try:
             await self._call(d.event, self._context(d) if self.spec.handler.takes_context else None)
@@ -202,19 +206,34 @@ class Route:
             return
         self.stats.handled += 1
         self.lanes.finish(lane)
-        self.owner.finish(rec, d.epoch)
+        self.owner.finish(d.tp, d.record.offset, d.epoch)
 
-    def _decode(self, rec: Record) -> tuple[Envelope, Event | None]:
-        env, data = read_envelope(rec)
-        if self._types is not None and env.event_type not in self._types:
-            return env, None  # structured-mode events are only typed after reading them
+    def _decode(self, d: Delivery) -> Event | None:
+        """Validate the record into its Event; None if it is not for this handler.
+
+        The common case (JSON content, a ce_type header) reads nothing but the value; the
+        full envelope is read only for other content types, or later for a Context.
+        """
+        rec = d.record
+        if d.etype is None or (d.ctype is not None and d.ctype != b"application/json"):
+            d.env, data = read_envelope(rec)
+            if self._types is not None and d.env.event_type not in self._types:
+                return None  # structured-mode events are only typed after reading them
+            if self._single is not None:
+                return validate(rec, self._single, data)
+            return decode_data(rec, d.env, data)
         if self._single is not None:
-            return env, validate(rec, self._single, data)
-        return env, decode_data(rec, env, data)
+            return validate(rec, self._single, rec.value)
+        cls = event_class(d.etype.decode("utf-8", "replace"))
+        if cls is None:
+            d.env, data = read_envelope(rec)
+            return decode_data(rec, d.env, data)  # raises UnknownEventType
+        return validate(rec, cls, rec.value)
 
     def _context(self, d: Delivery, attempt: int | None = None) -> Context:
         rec, env = d.record, d.env
-        assert env is not None
+        if env is None:
+            env = d.env = read_envelope(rec)[0]
         return Context(
             topic=rec.topic,
             partition=rec.partition,
@@ -303,7 +322,7 @@ class Route:
             return
         self.stats.dead_lettered += 1
         self.lanes.finish(lane)
-        self.owner.finish(rec, d.epoch)
+        self.owner.finish(d.tp, rec.offset, d.epoch)
 
     def _park(
         self,
