@@ -37,7 +37,7 @@ DEFAULT_SCENARIOS = [s for s in SCENARIOS if s != "profile"]
 def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=DESCRIPTION)
     p.add_argument("--events", type=int, help="measured events per run (default 200,000)")
-    p.add_argument("--warmup", type=int, help="warm-up events per run (default events/10)")
+    p.add_argument("--warmup", type=int, help="warm-up events per run (default events/20)")
     p.add_argument("--size", type=int, default=1000, help="JSON value bytes (default 1000)")
     p.add_argument("--reps", type=int, help="repetitions; medians are reported (default 3)")
     p.add_argument("--single", type=int, help="events for one-at-a-time publish (3,000)")
@@ -66,7 +66,7 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
         )
     if a.events is not None:
         s.events = a.events
-        s.warmup = max(1_000, a.events // 10)
+        s.warmup = max(1_000, a.events // 20)
     if a.warmup is not None:
         s.warmup = a.warmup
     s.size = a.size
@@ -129,7 +129,7 @@ def run_all(r: Runner, s: Settings, out: Path) -> dict[str, Any]:
                 for level in (1, 50):
                     r.concurrency(CONTENDERS[name], level)
     if s.profile:
-        log("== profile: tidings consume on Kafka under pyinstrument")
+        log("== profile: tidings consume on Kafka, under pyinstrument then cProfile")
         extra["profile"] = r.profile(out)
         log(f"  {extra['profile']}")
     return extra
@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": machine.versions(),
         "settings": asdict(s) | {"broker": broker.bootstrap, "broker_started_here": started_here},
         **extra,
+        "background_busy_pct": report.background(r.runs),
         "summary": summary,
         "targets": report.targets(summary),
         "runs": r.runs,

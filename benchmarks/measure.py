@@ -132,13 +132,19 @@ async def apace(total: int, rate: int) -> AsyncIterator[tuple[int, int]]:
 
 
 class InFlight:
-    """Tasks started at their send time, at most `limit` unfinished (the oldest awaited)."""
+    """Tasks started at their send time, at most `limit` unfinished (the oldest awaited).
+
+    `max_lag_ms` is how far behind its schedule the sender fell (0 if it kept up): a
+    latency figure is only meaningful if the producer offered the intended rate.
+    """
 
     def __init__(self, limit: int = 200) -> None:
         self.limit = limit
         self.tasks: deque[asyncio.Future[Any]] = deque()
+        self.max_lag_ms = 0.0
 
-    async def add(self, awaitable: Awaitable[Any]) -> None:
+    async def add(self, awaitable: Awaitable[Any], due_ns: int) -> None:
+        self.max_lag_ms = max(self.max_lag_ms, (time.time_ns() - due_ns) / 1e6)
         self.tasks.append(asyncio.ensure_future(awaitable))
         while self.tasks and (self.tasks[0].done() or len(self.tasks) > self.limit):
             await self.tasks.popleft()

@@ -35,6 +35,14 @@ def summarize(runs: list[dict[str, Any]]) -> Summary:
     return dict(out)
 
 
+def background(runs: list[dict[str, Any]]) -> dict[str, float]:
+    """System CPU use just before the runs (0-100): how quiet the machine was."""
+    busy = [r["busy_before_pct"] for r in runs if isinstance(r.get("busy_before_pct"), float)]
+    if not busy:
+        return {}
+    return {"median": statistics.median(busy), "max": max(busy), "min": min(busy)}
+
+
 def _get(s: Summary, contender: str, scenario: str, metric: str) -> float | None:
     value = s.get(contender, {}).get(scenario, {}).get(metric)
     return float(value) if isinstance(value, int | float) else None
@@ -155,7 +163,7 @@ def main_rows(s: Summary) -> list[list[str]]:
                 _fmt(_ratio(con, base_con), "ratio"),
                 _fmt(_get(s, name, "consume", "cpu_us_per_event")),
                 _fmt(_get(s, name, "consume", "rss_mb")),
-                _fmt(_get(s, name, "latency", "p50_ms"), "ms"),
+                _fmt(_get(s, name, "latency", "p50_ms"), "ms") + _lagged(s, name),
                 _fmt(_get(s, name, "latency", "p99_ms"), "ms"),
                 _fmt(_get(s, name, "latency", "max_ms"), "ms"),
             ]
@@ -163,9 +171,24 @@ def main_rows(s: Summary) -> list[list[str]]:
     return rows
 
 
+LAG_MS = 100.0
+
+
+def _lagged(s: Summary, name: str) -> str:
+    lag = _get(s, name, "latency", "producer_max_lag_ms")
+    return "*" if lag is not None and lag > LAG_MS else ""
+
+
 def extra_rows(s: Summary, results: dict[str, Any]) -> list[list[str]]:
     """Delays, concurrency and the SQLite ceiling, as (what, figure) rows."""
     rows: list[list[str]] = []
+    lagged = [
+        f"{CONTENDERS[n].label} {_get(s, n, 'latency', 'producer_max_lag_ms'):,.0f} ms"
+        for n in CONTENDERS
+        if _lagged(s, n)
+    ]
+    if lagged:
+        rows.append(["* latency producer fell behind its schedule by up to", "; ".join(lagged)])
     for name in ("tidings-embedded", "tidings-kafka"):
         label = CONTENDERS[name].label
         d = s.get(name, {}).get("delay")
@@ -236,10 +259,12 @@ def print_tables(results: dict[str, Any]) -> None:
 
 def _title(results: dict[str, Any]) -> str:
     st, m = results["settings"], results["machine"]
+    busy = results.get("background_busy_pct", {}).get("median")
+    quiet = f", CPU busy before runs {busy:.0f}% (median)" if busy is not None else ""
     return (
         f"{st['events']:,} events (+{st['warmup']:,} warm-up) of {st['size']} B JSON, "
         f"{st['partitions']} partitions, median of {st['reps']} · {m['cpu_model']}, "
-        f"{m['cores']} cores, {m['ram_gb']} GB"
+        f"{m['cores']} cores, {m['ram_gb']} GB{quiet}"
     )
 
 

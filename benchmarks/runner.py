@@ -29,7 +29,7 @@ Log = Callable[[str], None]
 @dataclass
 class Settings:
     events: int = 200_000
-    warmup: int = 20_000
+    warmup: int = 10_000
     size: int = 1000
     keys: int = 10_000
     partitions: int = 6
@@ -152,7 +152,7 @@ class Runner:
         """Start a consumer, wait for READY, run the producer, collect the consumer."""
         self._prepare(c, consumer)
         try:
-            machine.settle()
+            busy = machine.settle()
             proc = procs.start(consumer)
             if not proc.ready.wait(60):
                 self.log(f"  ! {c.name} {scenario}: consumer not ready after 60 s")
@@ -162,6 +162,9 @@ class Runner:
             if "error" in sent:
                 result.setdefault("error", f"producer: {sent['error']}")
                 result.setdefault("stderr", sent.get("stderr", ""))
+            result["busy_before_pct"] = busy
+            if "max_send_lag_ms" in sent:
+                result["producer_max_lag_ms"] = sent["max_send_lag_ms"]
             self._record(c, scenario, rep, result)
         finally:
             self._cleanup(c, [consumer])
@@ -201,8 +204,9 @@ class Runner:
         )
         self._prepare(c, job)
         try:
-            machine.settle()
-            self._record(c, f"concurrency_{level}", 0, procs.run(job))
+            busy = machine.settle()
+            result = procs.run(job) | {"busy_before_pct": busy}
+            self._record(c, f"concurrency_{level}", 0, result)
         finally:
             self._cleanup(c, [job])
 
@@ -218,30 +222,39 @@ class Runner:
         )
         sqlite = Contender("sqlite", "sqlite_ceiling", "SQLite batched (ceiling)", "embedded")
         try:
-            machine.settle()
-            result = procs.run(job)
+            busy = machine.settle()
+            result = procs.run(job) | {"busy_before_pct": busy}
             result.pop("rss_mb", None)
             self._record(sqlite, "ceiling", rep, result)
         finally:
             shutil.rmtree(job.data_dir, ignore_errors=True)
 
     def profile(self, out_dir: Path) -> dict[str, Any]:
+        """Publish under cProfile, then consume it under pyinstrument and under cProfile."""
         c = CONTENDERS["tidings-kafka"]
         job = self._job(c, "publish", "profile")
         self._prepare(c, job)
+        results: dict[str, Any] = {}
+        scenarios = (
+            "tidings_kafka_publish_cpu",
+            "tidings_kafka_consume",
+            "tidings_kafka_consume_cpu",
+        )
         try:
-            pub = procs.run(job)
-            if "error" in pub:
-                return {"error": pub["error"]}
-            prof = replace(
-                job,
-                contender="benchmarks.profiling",
-                scenario="tidings_kafka_consume",
-                extra={"out": str(out_dir)},
-            )
-            result = procs.run(prof)
-            result.pop("stdout", None)
-            return result
+            for scenario in scenarios:
+                prof = replace(
+                    job,
+                    contender="benchmarks.profiling",
+                    scenario=scenario,
+                    group=f"{job.group}-{scenario}",
+                    extra={"out": str(out_dir)},
+                )
+                result = procs.run(prof)
+                result.pop("stdout", None)
+                results[scenario] = result
+                if "error" in result:
+                    break
+            return results
         finally:
             self._cleanup(c, [job])
 

@@ -136,11 +136,14 @@ async def _latency_produce(job: Job) -> dict[str, Any]:
         async for i, due in measure.apace(job.total, job.rate):
             doc = one_event(i, job, pad)
             doc["sent_ns"] = due
-            await flight.add(await p.send(job.topic, encode(doc), key=doc["account_id"].encode()))
+            await flight.add(
+                await p.send(job.topic, encode(doc), key=doc["account_id"].encode()), due
+            )
         await flight.drain()
+        lag = flight.max_lag_ms
     finally:
         await p.stop()
-    return {"sent": job.total}
+    return {"sent": job.total, "max_send_lag_ms": lag}
 
 
 def latency_produce(job: Job) -> dict[str, Any]:

@@ -127,11 +127,12 @@ async def _latency_produce(flavor: str, job: Job) -> dict[str, Any]:
             doc = one_event(i, job, pad)
             doc["sent_ns"] = due
             model, key = Account(**doc), doc["account_id"].encode()
-            await flight.add(await broker.publish(model, job.topic, key=key, no_confirm=True))
+            await flight.add(await broker.publish(model, job.topic, key=key, no_confirm=True), due)
         await flight.drain()
+        lag = flight.max_lag_ms
     finally:
         await broker.stop()
-    return {"sent": job.total}
+    return {"sent": job.total, "max_send_lag_ms": lag}
 
 
 def latency_produce(flavor: str, job: Job) -> dict[str, Any]:
