@@ -92,19 +92,32 @@ def _git() -> str:
     return out.stdout.strip() or "unknown"
 
 
-def versions() -> dict[str, str]:
+def uncommitted_src() -> list[str]:
+    """Files under src/ that differ from the commit measured (others' work in progress)."""
+    out = subprocess.run(
+        ["git", "status", "--short", "--", "src"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
+def versions() -> dict[str, Any]:
     import confluent_kafka
 
     return {
         "python": sys.version.split()[0],
         "tidings": f"{_pkg('tidings')} ({_git()})",
-        "confluent-kafka": confluent_kafka.version()[0],
+        "confluent-kafka": _pkg("confluent-kafka"),
         "librdkafka": confluent_kafka.libversion()[0],
         "aiokafka": _pkg("aiokafka"),
         "faststream": _pkg("faststream"),
         "pydantic": _pkg("pydantic"),
         "kafka": kafka_version(),
         "java": _java(),
+        "tidings_uncommitted_src": uncommitted_src(),
     }
 
 
@@ -113,7 +126,7 @@ def busy_percent(seconds: float = 0.3) -> float:
     return float(psutil.cpu_percent(interval=seconds))
 
 
-def settle(threshold: float = 25.0, max_wait: float = 2.0) -> float:
+def settle(threshold: float = 25.0, max_wait: float = 1.0) -> float:
     """Wait (up to `max_wait` s) for CPU use below `threshold`; return the last reading."""
     deadline = time.monotonic() + max_wait
     busy = busy_percent()
