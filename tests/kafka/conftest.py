@@ -22,11 +22,29 @@ def bootstrap() -> str:
 
 @pytest.fixture
 def backend(bootstrap: str) -> Iterator[KafkaBackend]:
-    b = KafkaBackend(bootstrap, url=f"kafka://{bootstrap}", consumer_config=FAST_GROUPS)
+    """A backend without the delay scheduler (see `delay_backend`)."""
+    b = KafkaBackend(
+        bootstrap, url=f"kafka://{bootstrap}", consumer_config=FAST_GROUPS, delays=False
+    )
     try:
         yield b
     finally:
         b.close()
+
+
+@pytest.fixture
+def delay_namespace() -> str:
+    """Delay topics and a scheduler group of this test's own (other test runs share the broker)."""
+    return f"test{uuid.uuid4().hex[:8]}"
+
+
+def open_delay_backend(bootstrap: str, namespace: str) -> KafkaBackend:
+    return KafkaBackend(
+        bootstrap,
+        url=f"kafka://{bootstrap}",
+        consumer_config=FAST_GROUPS,
+        delay_namespace=namespace,
+    )
 
 
 @pytest.fixture

@@ -207,7 +207,8 @@ class KafkaAdmin:
         futures = self.client.describe_consumer_groups(ids, request_timeout=timeout)
         return {g: self._wait(f, f"describe group {g!r}") for g, f in futures.items()}
 
-    def _committed(self, group: str) -> dict[TopicPartition, int]:
+    def committed(self, group: str) -> dict[TopicPartition, int]:
+        """Return `group`'s committed offsets (empty for an unknown group)."""
         timeout = self.settings.connect_timeout
         futures = self.client.list_consumer_group_offsets(
             [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
@@ -240,7 +241,7 @@ class KafkaAdmin:
                 for ktp in m.assignment.topic_partitions if m.assignment else []:
                     owners[TopicPartition(ktp.topic, ktp.partition)] = label
             state = desc.state.name.replace("_", " ").title().replace(" ", "")
-            rows.append((gid, state, tuple(sorted(members)), self._committed(gid), owners))
+            rows.append((gid, state, tuple(sorted(members)), self.committed(gid), owners))
         every = {tp for *_, committed, owners in rows for tp in (*committed, *owners)}
         ends = self.offsets(every, LATEST)
         return [

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 
 from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
-from tidings.backends.kafka.admin import KafkaAdmin
+from tidings.backends.kafka.admin import LATEST, KafkaAdmin
 from tidings.backends.kafka.config import load_settings
 from tidings.backends.kafka.consumer import KafkaConsumerHandle
+from tidings.backends.kafka.delays import DelayScheduler, DelayTopics
 from tidings.backends.kafka.producer import KafkaProducer
 from tidings.clock import SYSTEM_CLOCK, Clock
-from tidings.exceptions import ConfigurationError
+from tidings.partitioner import partition_for
 from tidings.records import OutgoingRecord, RecordMetadata, Start, TopicPartition, TopicSpec
 
 
@@ -23,6 +25,12 @@ class KafkaBackend:
     queries raise `BrokerUnavailable` within `connect_timeout` (default 10 s); a produced
     record that is not acknowledged within `delivery_timeout` (default 30 s) raises
     `DeliveryUncertain` or `PublishError`.
+
+    Delays: records due later go to internal delay topics; a scheduler thread, started by
+    the first group consumer this backend opens (so inside `tidings run` workers), moves
+    them to their topic when due (see `tidings.backends.kafka.delays`). `topics()` counts
+    pending delays per target topic by reading the undelivered delay records (exact up to
+    100,000 of them cluster-wide, a lower bound beyond).
 
     Raises:
         ConfigurationError: an option or librdkafka property is invalid (named in the message).
@@ -37,15 +45,36 @@ class KafkaBackend:
         self._admin = KafkaAdmin(self.settings)
         self._producer = KafkaProducer(self.settings, self._admin)
         self._lock = threading.Lock()
+        self._scheduler: DelayScheduler | None = None
+        self._tiers_ready = False
+        self._delay_topics = DelayTopics(self.settings.delay_namespace)
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         self._admin.ensure_topics(specs)
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         now = self.clock.time()
-        if any(r.deliver_at is not None and r.deliver_at > now for r in records):
-            raise ConfigurationError("Delayed delivery on Kafka is not implemented yet.")
-        return self._producer.produce(records)
+        delayed = [
+            i for i, r in enumerate(records) if r.deliver_at is not None and r.deliver_at > now
+        ]
+        if not delayed:
+            return self._producer.produce(records)
+        if not self._tiers_ready:
+            self._admin.ensure_topics(self._delay_topics.specs())
+            self._tiers_ready = True
+        out = list(records)
+        targets: dict[int, tuple[str, int]] = {}
+        for i in delayed:
+            rec = records[i]
+            partition = rec.partition
+            if partition is None:
+                partition = partition_for(rec.key, self._admin.partition_count(rec.topic))
+            targets[i] = (rec.topic, partition)
+            out[i] = self._delay_topics.schedule(rec, partition, now)
+        meta = self._producer.produce(out)
+        for i, (topic, partition) in targets.items():
+            meta[i] = RecordMetadata(topic, partition, -1)
+        return meta
 
     def open_consumer(
         self,
@@ -58,6 +87,13 @@ class KafkaBackend:
     ) -> ConsumerHandle:
         self._admin.metadata()  # a bounded reachability check before librdkafka retries forever
         partitions = {t: self._admin.partition_count(t) for t in topics}
+        if group is not None and self.settings.delays:
+            with self._lock:
+                if self._scheduler is None:
+                    self._scheduler = DelayScheduler(
+                        self.settings, self._admin, self._producer, self.clock, self._delay_topics
+                    )
+                    self._scheduler.start()
         return KafkaConsumerHandle(
             self.settings,
             group,
@@ -66,10 +102,18 @@ class KafkaBackend:
             listener=listener,
             member_id=member_id,
             partitions=partitions,
+            end_offsets=lambda tps: self._admin.offsets(tps, LATEST),
         )
 
     def topics(self) -> list[TopicInfo]:
-        return self._admin.topics()
+        infos = self._admin.topics()
+        pending = self._delay_topics.pending(self._admin, self.settings)
+        return [
+            replace(i, delayed_pending=pending[i.name][0], next_due=pending[i.name][1])
+            if i.name in pending
+            else i
+            for i in infos
+        ]
 
     def groups(self) -> list[GroupInfo]:
         return self._admin.groups()
@@ -78,5 +122,9 @@ class KafkaBackend:
         return self._admin.reset_group(group, topic, to)
 
     def close(self) -> None:
+        with self._lock:
+            scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.stop()
         self._producer.close()
         self._admin.close()

@@ -14,14 +14,16 @@ through, lowest precedence first:
 tidings' own options (keyword or ``TIDINGS_KAFKA_<NAME>``): ``connect_timeout`` (seconds a
 broker has to answer before `BrokerUnavailable`, default 10), ``delivery_timeout`` (seconds
 a produced record may take to be acknowledged, default 30; librdkafka's
-``message.timeout.ms``) and ``delays`` (run the delay scheduler in group workers, default
-true). A property librdkafka does not know raises `ConfigurationError` naming it and where it
-came from.
+``message.timeout.ms``), ``delays`` (run the delay scheduler in group workers, default
+true) and ``delay_namespace`` (separate delay topics and scheduler group, for deployments
+sharing a cluster; default none). A property librdkafka does not know raises
+`ConfigurationError` naming it and where it came from.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -70,6 +72,7 @@ class KafkaSettings:
     connect_timeout: float = 10.0
     delivery_timeout: float = 30.0
     delays: bool = True
+    delay_namespace: str = ""
     common: dict[str, object] = field(default_factory=dict)
     producer: dict[str, object] = field(default_factory=dict)
     consumer: dict[str, object] = field(default_factory=dict)
@@ -135,7 +138,7 @@ def _mapping(value: object, origin: str) -> Mapping[str, object]:
     return value
 
 
-OWN_OPTIONS = ("connect_timeout", "delivery_timeout", "delays")
+OWN_OPTIONS = ("connect_timeout", "delivery_timeout", "delays", "delay_namespace")
 SCOPED = {"config": "common", "producer_config": "producer", "consumer_config": "consumer"}
 
 
@@ -165,7 +168,8 @@ def load_settings(
         prop = property_name(name)
         scoped["common"][prop] = env[var]
         origins[prop] = f"environment variable {var}"
-    for key, value in options.items():
+    # Scoped dicts first, so keyword options win over `config={...}` whatever their order.
+    for key, value in sorted(options.items(), key=lambda kv: kv[0] not in SCOPED):
         if key in OWN_OPTIONS:
             own[key] = (value, f"option {key}=")
         elif key in SCOPED:
@@ -179,11 +183,17 @@ def load_settings(
     connect = own.get("connect_timeout")
     delivery = own.get("delivery_timeout")
     delays = own.get("delays")
+    namespace = str(own["delay_namespace"][0]) if "delay_namespace" in own else ""
+    if namespace and not re.fullmatch(r"[A-Za-z0-9_-]+", namespace):
+        raise ConfigurationError(
+            f"{own['delay_namespace'][1]} must be letters, digits, '_' or '-', got {namespace!r}."
+        )
     return KafkaSettings(
         servers=servers,
         connect_timeout=_seconds(*connect) if connect else 10.0,
         delivery_timeout=_seconds(*delivery) if delivery else 30.0,
         delays=_flag(*delays) if delays else True,
+        delay_namespace=namespace,
         common=scoped["common"],
         producer=scoped["producer"],
         consumer=scoped["consumer"],

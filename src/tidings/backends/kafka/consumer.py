@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -32,10 +32,12 @@ from confluent_kafka import TopicPartition as KafkaTP
 from tidings.backends.base import RebalanceListener
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import describe, kafka_error
-from tidings.exceptions import BrokerError
+from tidings.exceptions import BrokerError, TidingsError
 from tidings.records import Headers, Record, Start, TopicPartition
 
 LOG = logging.getLogger("tidings.kafka")
+
+EndOffsets = Callable[[list[TopicPartition]], dict[TopicPartition, int]]
 
 # Commit refusals that only mean "the group moved on": the new owner redelivers.
 REBALANCING = frozenset(
@@ -83,8 +85,13 @@ class KafkaConsumerHandle:
         listener: RebalanceListener | None,
         member_id: str | None,
         partitions: Mapping[str, int],
+        overrides: Mapping[str, object] | None = None,
+        end_offsets: EndOffsets | None = None,
     ) -> None:
         self.group = group
+        self._start = start
+        self._end_offsets = end_offsets
+        self._timeout = settings.connect_timeout
         self.listener = listener
         self.member_id = member_id or f"tidings-{uuid.uuid4().hex[:12]}"
         self._owned: set[TopicPartition] = set()
@@ -92,6 +99,7 @@ class KafkaConsumerHandle:
         self._closed = False
         self._pending_assign: list[TopicPartition] = []
         conf = settings.consumer_config(group or f"tidings.reader.{uuid.uuid4().hex}", start=start)
+        conf.update(overrides or {})
         if member_id is not None or "client.id" not in conf:
             conf["client.id"] = self.member_id  # how `groups()` names the member
         conf.setdefault("error_cb", self._on_error)
@@ -102,11 +110,15 @@ class KafkaConsumerHandle:
         except (KafkaException, TypeError, ValueError) as exc:
             raise config_error(exc, settings, "consumer") from exc
         if group is None:
-            origin = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
             owned = [
                 TopicPartition(t, p) for t in sorted(set(topics)) for p in range(partitions[t])
             ]
-            self._consumer.assign([KafkaTP(tp.topic, tp.partition, origin) for tp in owned])
+            if start == "earliest" or end_offsets is None:
+                origin = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
+                self._consumer.assign([KafkaTP(tp.topic, tp.partition, origin) for tp in owned])
+            else:  # pinned now: OFFSET_END would resolve later and skip what comes between
+                ends = end_offsets(owned)
+                self._consumer.assign([KafkaTP(tp.topic, tp.partition, ends[tp]) for tp in owned])
             self._owned.update(owned)
             self._pending_assign = owned
         else:
@@ -128,11 +140,36 @@ class KafkaConsumerHandle:
             LOG.warning("Kafka consumer %s: commit failed: %s", self.member_id, err.str())
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        if self._start == "latest" and self._end_offsets is not None:
+            partitions = self._pin_latest(consumer, partitions)
         consumer.incremental_assign(partitions)  # before the listener, so it may seek/pause
         gained = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
         self._owned.update(gained)
         if gained and self.listener is not None:
             self.listener.on_assigned(gained)
+
+    def _pin_latest(self, consumer: Consumer, partitions: list[KafkaTP]) -> list[KafkaTP]:
+        """Start partitions without a committed offset at their end as of now.
+
+        librdkafka resolves "latest" lazily, after the assignment is reported, so records
+        produced in between would be skipped; the seam promises them to this member.
+        """
+        assert self._end_offsets is not None
+        try:
+            committed = consumer.committed(partitions, timeout=self._timeout)
+            if any(p.error is not None for p in committed):
+                return partitions
+            fresh = [TopicPartition(p.topic, p.partition) for p in committed if p.offset < 0]
+            ends = self._end_offsets(fresh) if fresh else {}
+        except (KafkaException, TidingsError) as exc:
+            LOG.warning("Kafka consumer %s: cannot pin start offsets: %s", self.member_id, exc)
+            return partitions
+        return [
+            p
+            if p.offset >= 0
+            else KafkaTP(p.topic, p.partition, ends[TopicPartition(p.topic, p.partition)])
+            for p in committed
+        ]
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         lost = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
