@@ -6,8 +6,9 @@ import time
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.kafka.conftest import open_delay_backend
-from tidings.backends.kafka.delays import DUE, TIERS, DelayTopics, tier_for
+from tidings.backends.kafka.tiers import DUE, TIERS, DelayTopics, tier_for
 from tidings.records import OutgoingRecord, Record, TopicSpec
 
 pytestmark = pytest.mark.kafka
@@ -40,12 +41,20 @@ def test_delayed_records_are_never_early_and_arrive_within_a_second(
             ]
         )
         assert [m.offset >= 0 for m in meta] == [True, False, False, False]
+        info = next(t for t in backend.topics() if t.name == topic_name)
+        assert info.delayed_pending == 3
+        assert info.next_due == pytest.approx(now + 0.7)
         arrived: dict[bytes | None, tuple[Record, float]] = {}
         deadline = time.monotonic() + 15
         while len(arrived) < len(delays) and time.monotonic() < deadline:
             for r in consumer.fetch(10, 0.05):
                 assert r.key not in arrived
                 arrived[r.key] = (r, time.time())
+        wait_until(  # the scheduler commits just after its forward was acknowledged
+            lambda: next(t for t in backend.topics() if t.name == topic_name).delayed_pending == 0,
+            5,
+            "no delayed record pending",
+        )
     finally:
         consumer.close()
         backend.close()

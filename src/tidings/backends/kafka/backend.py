@@ -10,8 +10,9 @@ from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, 
 from tidings.backends.kafka.admin import LATEST, KafkaAdmin
 from tidings.backends.kafka.config import load_settings
 from tidings.backends.kafka.consumer import KafkaConsumerHandle
-from tidings.backends.kafka.delays import DelayScheduler, DelayTopics
+from tidings.backends.kafka.delays import DelayScheduler
 from tidings.backends.kafka.producer import KafkaProducer
+from tidings.backends.kafka.tiers import DelayTopics
 from tidings.clock import SYSTEM_CLOCK, Clock
 from tidings.partitioner import partition_for
 from tidings.records import OutgoingRecord, RecordMetadata, Start, TopicPartition, TopicSpec
