@@ -9,7 +9,12 @@ import pytest
 
 from tidings.backends.kafka import KafkaBackend
 from tidings.backends.kafka.config import load_settings
-from tidings.exceptions import BrokerUnavailable, ConfigurationError
+from tidings.exceptions import (
+    BrokerUnavailable,
+    ConfigurationError,
+    DeliveryUncertain,
+    EventTooLarge,
+)
 from tidings.records import OutgoingRecord, TopicSpec
 
 pytestmark = pytest.mark.kafka
@@ -94,3 +99,23 @@ def test_topic_retention_is_set_and_reported(backend: KafkaBackend, topic_name: 
     backend.ensure_topics([TopicSpec(topic_name, partitions=9)])  # exists: left as it is
     info = next(t for t in backend.topics() if t.name == topic_name)
     assert (info.partitions, info.retention) == (2, 5 * 3600)
+
+
+def test_oversize_record_is_refused_by_name(backend: KafkaBackend, topic_name: str) -> None:
+    records = [
+        OutgoingRecord(topic_name, None, b"small"),
+        OutgoingRecord(topic_name, None, b"x" * 2_000_000),
+    ]
+    with pytest.raises(EventTooLarge, match=r"2,000,000 bytes; limit message\.max\.bytes=1000000"):
+        backend.produce(records)
+
+
+def test_unacknowledged_records_raise_delivery_uncertain(bootstrap: str, topic_name: str) -> None:
+    b = KafkaBackend(
+        bootstrap, url=f"kafka://{bootstrap}", delays=False, delivery_timeout=0.001, linger_ms=0
+    )
+    try:
+        with pytest.raises(DeliveryUncertain, match="_MSG_TIMED_OUT"):
+            b.produce([OutgoingRecord(topic_name, None, b"x" * 100_000) for _ in range(300)])
+    finally:
+        b.close()

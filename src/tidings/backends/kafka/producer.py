@@ -199,13 +199,15 @@ class KafkaProducer:
         refused: dict[int, KafkaException],
         uncertain: int,
     ) -> PublishError:
-        first = min(failed)
         reasons = "; ".join(f"{n} x {why}" for why, n in Counter(failed.values()).most_common())
         indexes = sorted(failed)
         shown = ", ".join(map(str, indexes[:10])) + (" ..." if len(indexes) > 10 else "")
+        topics = sorted({records[i].topic for i in failed})
+        where = f"topic {topics[0]!r}" if len(topics) == 1 else f"topics {', '.join(topics)}"
+        stored = len(records) - len(failed)
         head = (
-            f"{len(failed)} of {len(records)} records were not stored in topic "
-            f"{records[first].topic!r} and others ({reasons}); record indexes: {shown}."
+            f"{len(failed)} of {len(records)} records were not stored in {where} ({reasons}); "
+            f"record indexes: {shown}." + (f" The other {stored} were stored." if stored else "")
         )
         too_large = [
             i
