@@ -38,6 +38,9 @@ T = TypeVar("T")
 EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 
+MISSING = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
+)
 INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
 INTERNAL_GROUP_PREFIX = "tidings."
 
@@ -154,18 +157,29 @@ class KafkaAdmin:
         return count
 
     def offsets(
-        self, partitions: Iterable[TopicPartition], spec: OffsetSpec
+        self, partitions: Iterable[TopicPartition], spec: OffsetSpec, *, missing_ok: bool = False
     ) -> dict[TopicPartition, int]:
-        """Look up an offset per partition (earliest, latest or for a timestamp)."""
+        """Look up an offset per partition (earliest, latest or for a timestamp).
+
+        With `missing_ok`, partitions of topics that do not exist are left out of the result.
+        """
         request = {KafkaTP(tp.topic, tp.partition): spec for tp in partitions}
         if not request:
             return {}
         timeout = self.settings.connect_timeout
         futures = self.client.list_offsets(request, request_timeout=timeout)
-        return {
-            TopicPartition(ktp.topic, ktp.partition): self._wait(f, "list offsets").offset
-            for ktp, f in futures.items()
-        }
+        out: dict[TopicPartition, int] = {}
+        for ktp, future in futures.items():
+            try:
+                out[TopicPartition(ktp.topic, ktp.partition)] = self._wait(
+                    future, "list offsets"
+                ).offset
+            except BrokerError as exc:
+                err = kafka_error(exc.__cause__) if exc.__cause__ else None
+                gone = err is not None and err.code() in MISSING
+                if not (missing_ok and gone):
+                    raise
+        return out
 
     def topics(self) -> list[TopicInfo]:
         md = self.metadata()
@@ -209,16 +223,26 @@ class KafkaAdmin:
 
     def committed(self, group: str) -> dict[TopicPartition, int]:
         """Return `group`'s committed offsets (empty for an unknown group)."""
+        return self.committed_many([group])[group]
+
+    def committed_many(self, groups: list[str]) -> dict[str, dict[TopicPartition, int]]:
+        """Committed offsets of several groups, asked for all at once (one request each)."""
         timeout = self.settings.connect_timeout
-        futures = self.client.list_consumer_group_offsets(
-            [ConsumerGroupTopicPartitions(group)], request_timeout=timeout
-        )
-        result = self._wait(futures[group], f"list offsets of group {group!r}")
-        return {
-            TopicPartition(ktp.topic, ktp.partition): ktp.offset
-            for ktp in result.topic_partitions or []
-            if ktp.error is None and ktp.offset >= 0
+        futures = {
+            g: self.client.list_consumer_group_offsets(
+                [ConsumerGroupTopicPartitions(g)], request_timeout=timeout
+            )[g]
+            for g in groups
         }
+        out: dict[str, dict[TopicPartition, int]] = {}
+        for g, future in futures.items():
+            result = self._wait(future, f"list offsets of group {g!r}")
+            out[g] = {
+                TopicPartition(ktp.topic, ktp.partition): ktp.offset
+                for ktp in result.topic_partitions or []
+                if ktp.error is None and ktp.offset >= 0
+            }
+        return out
 
     def groups(self) -> list[GroupInfo]:
         self.metadata()
@@ -230,6 +254,7 @@ class KafkaAdmin:
             g.group_id for g in listing.valid if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
         )
         described = self._describe_groups(ids)
+        offsets_of = self.committed_many(ids)
         rows: list[tuple[str, str, tuple[str, ...], dict[TopicPartition, int], dict[Any, str]]] = []
         for gid in ids:
             desc = described[gid]
@@ -241,9 +266,9 @@ class KafkaAdmin:
                 for ktp in m.assignment.topic_partitions if m.assignment else []:
                     owners[TopicPartition(ktp.topic, ktp.partition)] = label
             state = desc.state.name.replace("_", " ").title().replace(" ", "")
-            rows.append((gid, state, tuple(sorted(members)), self.committed(gid), owners))
+            rows.append((gid, state, tuple(sorted(members)), offsets_of[gid], owners))
         every = {tp for *_, committed, owners in rows for tp in (*committed, *owners)}
-        ends = self.offsets(every, LATEST)
+        ends = self.offsets(every, LATEST, missing_ok=True)  # a topic may be gone since
         return [
             GroupInfo(
                 gid,
@@ -254,6 +279,7 @@ class KafkaAdmin:
                         tp.topic, tp.partition, committed.get(tp), ends[tp], owners.get(tp)
                     )
                     for tp in sorted({*committed, *owners})
+                    if tp in ends
                 ),
             )
             for gid, state, members, committed, owners in rows
