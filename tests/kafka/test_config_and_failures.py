@@ -33,6 +33,8 @@ def test_properties_pass_through_from_options_and_environment(
         "client.id": "x",
         "statistics.interval.ms": 0,
     }
+    both = load_settings(bootstrap, {"linger_ms": 1, "config": {"linger.ms": 9}}, environ={})
+    assert both.producer_config()["linger.ms"] == 1  # keywords win over config={...}
     b = KafkaBackend(bootstrap, url=f"kafka://{bootstrap}", config={"client.id": "x"}, linger_ms=1)
     try:
         assert b.settings.producer_config()["linger.ms"] == 1

@@ -6,7 +6,9 @@ or reorder data (see `PRODUCER_DEFAULTS` and `CONSUMER_DEFAULTS`). Every librdka
 through, lowest precedence first:
 
 1. the environment: ``TIDINGS_KAFKA_<PROPERTY>``, upper case with ``_`` for ``.``
-   (``TIDINGS_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` sets ``security.protocol``);
+   (``TIDINGS_KAFKA_SECURITY_PROTOCOL=SASL_SSL`` sets ``security.protocol``); the names
+   scripts/kafka and the test suite use (`RESERVED_ENV`: PORT, HOME, LOG_LEVEL, ...) are
+   not properties and are skipped;
 2. ``config={...}`` (every client), ``producer_config={...}``, ``consumer_config={...}``
    with librdkafka's own dotted names;
 3. keyword options, ``_`` for ``.`` (``sasl_mechanism="PLAIN"`` sets ``sasl.mechanism``).
