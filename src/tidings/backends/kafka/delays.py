@@ -12,12 +12,15 @@ where each is released at its own due time (a head can hold back the one behind 
 than the smallest tier, 0.2 s).
 
 Guarantees: never delivered before its due time (by the scheduler host's clock); delivered
-promptly after it (within about 0.2 s plus one produce, while a scheduler runs); survives
-restarts of every process (the state is the tier topics and the scheduler group's offsets);
-at least once (a forward whose commit is lost is forwarded again). Schedulers run inside
-group workers (`tidings run`), share the tier partitions through the consumer group
-``tidings.scheduler``, and tier topics keep records for their wait plus `GRACE`, so delays
-survive a week without any worker running.
+promptly after it (typically within 0.3 s: the due-tier hold-back, one fetch wait and one
+produce, while a scheduler runs); survives restarts of every process (the state is the tier
+topics and the scheduler group's offsets); at least once (a forward whose commit is lost is
+forwarded again). Schedulers run inside group workers (`tidings run`) and share the tier
+partitions through the consumer group ``tidings.scheduler``: when a worker joins or leaves,
+the partitions that move pause for a rebalance (about a second), and those of a worker
+killed outright wait for its session to time out (``session.timeout.ms``, 45 s by default).
+Tier topics keep records for their wait plus `GRACE`, so delays survive a week without any
+worker running.
 """
 
 from __future__ import annotations
