@@ -87,6 +87,18 @@ class Broker:
             time.sleep(0.05)
         raise RuntimeError(f"topic {name} has no leaders after 30 s")
 
+    def drop_delay_state(self) -> None:
+        """Delete tidings' delay tiers and scheduler group, so a backlog left by one delay
+        run (whose target topic is gone) does not hold up the next."""
+        prefix, group = delay_names()
+        names = [t for t in self.admin.list_topics(timeout=10).topics if t.startswith(prefix)]
+        self.delete_topics(names)
+        for future in self.admin.delete_consumer_groups([group]).values():
+            try:
+                future.result(timeout=30)
+            except Exception:  # no such group, or members still leaving: harmless
+                pass
+
     def delete_topics(self, names: list[str]) -> None:
         if not names:
             return
@@ -95,6 +107,15 @@ class Broker:
                 future.result(timeout=60)
             except Exception:  # a topic that was never created is fine
                 pass
+
+
+def delay_names() -> tuple[str, str]:
+    """tidings' delay tier topic prefix and scheduler group (literals if not importable)."""
+    try:
+        from tidings.backends.kafka.tiers import SCHEDULER_GROUP, TOPIC_PREFIX
+    except ImportError:
+        return "tidings.delay.", "tidings.scheduler"
+    return TOPIC_PREFIX, SCHEDULER_GROUP
 
 
 def kafka_version() -> str:

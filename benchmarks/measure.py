@@ -58,42 +58,50 @@ class Drain:
 
 
 class Latencies:
-    """End-to-end latencies in ms of events with ``seq >= warmup``; done after `total`."""
+    """End-to-end latencies in ms of events with ``seq >= warmup``; done after `total`.
+
+    If fewer than `total` arrive before the consumer gives up, the result says so
+    (``incomplete``, with the delivered rate); its percentiles then cover whatever arrived,
+    warm-up included if nothing else did.
+    """
 
     def __init__(self, warmup: int, total: int) -> None:
         self.warmup = warmup
         self.total = total
         self.count = 0
         self.samples: list[float] = []
+        self.early: list[float] = []
+        self.started = time.monotonic()
         self.done = threading.Event()
 
     def record(self, seq: int, stamp_ns: int, now_ns: int | None = None) -> None:
-        if seq < 0:  # a connection warm-up event, not part of the schedule
-            return
         now = time.time_ns() if now_ns is None else now_ns
-        if seq >= self.warmup:
-            self.samples.append((now - stamp_ns) / 1e6)
-        self.count += 1
-        if self.count >= self.total:
-            self.done.set()
+        self.record_seconds(seq, (now - stamp_ns) / 1e9)
 
     def record_seconds(self, seq: int, late_s: float) -> None:
-        """Record a lateness already in seconds (delayed delivery)."""
-        if seq < 0:
+        """Record a latency (or lateness past a due time) given in seconds."""
+        if seq < 0:  # a connection warm-up event, not part of the schedule
             return
-        if seq >= self.warmup:
-            self.samples.append(late_s * 1000)
+        (self.samples if seq >= self.warmup else self.early).append(late_s * 1000)
         self.count += 1
         if self.count >= self.total:
             self.done.set()
 
     def result(self) -> dict[str, Any]:
-        return summarize(self.samples) | {"received": self.count, "expected": self.total}
+        out: dict[str, Any] = {"received": self.count, "expected": self.total}
+        if self.samples:
+            out |= summarize(self.samples)
+        else:
+            out |= summarize(self.early) | {"warmup_included": True}
+        if self.count < self.total:
+            elapsed = time.monotonic() - self.started
+            out |= {"incomplete": True, "delivered_per_s": self.count / elapsed}
+        return out
 
 
 def summarize(samples: list[float]) -> dict[str, Any]:
     if not samples:
-        return {"error": "no samples"}
+        return {"samples": 0}
     s = sorted(samples)
     return {
         "samples": len(s),

@@ -191,16 +191,25 @@ def extra_rows(s: Summary, results: dict[str, Any]) -> list[list[str]]:
         rows.append(["* latency producer fell behind its schedule by up to", "; ".join(lagged)])
     for name in ("tidings-embedded", "tidings-kafka"):
         label = CONTENDERS[name].label
-        d = s.get(name, {}).get("delay")
-        if d and "p50_ms" in d:
-            rows.append(
-                [
-                    f"{label}: delay lateness @{results['settings']['rate']:,}/s",
+        for scenario, d in s.get(name, {}).items():
+            if not scenario.startswith("delay") or "expected" not in d:
+                continue
+            rate = int(scenario.split("_")[1]) if "_" in scenario else results["settings"]["rate"]
+            figure = ""
+            if "p50_ms" in d:
+                figure = (
                     f"p50 {_fmt(d['p50_ms'], 'ms')} / p99 {_fmt(d['p99_ms'], 'ms')} / "
-                    f"max {_fmt(d['max_ms'], 'ms')} ms",
-                ]
-            )
-        elif name == "tidings-kafka" and not results.get("kafka_delays", {}).get("available"):
+                    f"max {_fmt(d['max_ms'], 'ms')} ms"
+                )
+            if d.get("incomplete"):
+                figure = (
+                    f"not sustained: {d['received']:,.0f} of {d['expected']:,.0f} delivered "
+                    f"(~{d['delivered_per_s']:,.0f}/s) before the consumer gave up"
+                    + (f"; {figure} for those" if figure else "")
+                )
+            delay = results["settings"]["delay_seconds"]
+            rows.append([f"{label}: delay lateness ({delay:g} s delay) at {rate:,}/s", figure])
+        if name == "tidings-kafka" and not results.get("kafka_delays", {}).get("available"):
             reason = results.get("kafka_delays", {}).get("reason", "not measured")
             rows.append([f"{label}: delay lateness", f"not available ({reason})"])
         one = _get(s, name, "concurrency_1", "events_per_s")
@@ -227,7 +236,9 @@ def target_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for t in results["targets"]:
         mark = {True: "met", False: "MISSED", None: "not measured"}[t["ok"]]
-        rows.append([t["target"], _fmt(t["value"], t["unit"]), mark])
+        value = t["value"]
+        shown = f"{value:.3f}x" if t["unit"] == "ratio" and value is not None else None
+        rows.append([t["target"], shown or _fmt(value, t["unit"]), mark])
     return rows
 
 

@@ -148,9 +148,13 @@ class Runner:
         finally:
             self._cleanup(c, jobs)
 
-    def _pair(self, c: Contender, consumer: Job, producer: Job, scenario: str, rep: int) -> None:
+    def _pair(
+        self, c: Contender, consumer: Job, producer: Job, scenario: str, rep: int
+    ) -> dict[str, Any]:
         """Start a consumer, wait for READY, run the producer, collect the consumer."""
         self._prepare(c, consumer)
+        if producer.delay and c.kind == "kafka":
+            self.broker.drop_delay_state()
         try:
             busy = machine.settle()
             proc = procs.start(consumer)
@@ -166,13 +170,21 @@ class Runner:
             if "max_send_lag_ms" in sent:
                 result["producer_max_lag_ms"] = sent["max_send_lag_ms"]
             self._record(c, scenario, rep, result)
+            return result
         finally:
             self._cleanup(c, [consumer])
+            if producer.delay and c.kind == "kafka":
+                self.broker.drop_delay_state()
 
-    def latency(self, c: Contender, rep: int, delay: float = 0.0) -> None:
+    def latency(
+        self, c: Contender, rep: int, delay: float = 0.0, rate: int | None = None
+    ) -> dict[str, Any]:
+        rate = rate or self.s.rate
         scenario = "delay" if delay else "latency"
-        warmup = int(self.s.rate * self.s.latency_warmup_seconds)
-        events = int(self.s.rate * self.s.latency_seconds)
+        if rate != self.s.rate:
+            scenario += f"_{rate}"
+        warmup = int(rate * self.s.latency_warmup_seconds)
+        events = int(rate * self.s.latency_seconds)
         seconds = self.s.latency_seconds + self.s.latency_warmup_seconds
         consumer = self._job(
             c,
@@ -180,7 +192,8 @@ class Runner:
             f"{scenario}{rep}",
             events=events,
             warmup=warmup,
-            timeout=seconds + delay + 30,
+            rate=rate,
+            timeout=seconds + delay + 15,
         )
         producer = replace(
             consumer,
@@ -188,7 +201,7 @@ class Runner:
             delay=delay,
             timeout=seconds + 30,
         )
-        self._pair(c, consumer, producer, scenario, rep)
+        return self._pair(c, consumer, producer, scenario, rep)
 
     def concurrency(self, c: Contender, level: int) -> None:
         events = self.s.concurrency_events if level > 1 else self.s.concurrency_slow_events
