@@ -55,8 +55,7 @@ class OutgoingRecord:
     """Seconds since the epoch before which the record must not be delivered (delays)."""
 
 
-@dataclass(frozen=True, slots=True)
-class RecordMetadata:
+class RecordMetadata(NamedTuple):
     """Where a produced record was stored. For a delayed record, offset is -1 until due."""
 
     topic: str

@@ -19,8 +19,11 @@ class Order(Event):
     kind: str  # "good", "flaky" (fails once) or "poison" (always fails)
 
 
-def lag(app: App, group: str) -> int:
-    return next((g.lag for g in app.backend.groups() if g.group == group), -1)
+def lag(app: App, group: str, topic: str) -> int:
+    for g in app.backend.groups():
+        if g.group == group:
+            return sum(p.lag for p in g.partitions if p.topic == topic)
+    return -1
 
 
 def read_all(app: App, topic: str, expect: int) -> list:
@@ -39,11 +42,12 @@ def test_dead_letters_hold_exactly_the_poison_and_replay_reaches_one_group(
 ) -> None:
     app = App("poison", broker=broker_url)
     topic = app.topic(topic_name, partitions=3)
+    fulfilment, ledger = f"fulfilment-{topic_name}", f"ledger-{topic_name}"
     seen: dict[str, list[tuple[int, int]]] = defaultdict(list)
     healed = threading.Event()
     lock = threading.Lock()
 
-    @app.consumer(topic, group="fulfilment", retry=Retry(attempts=3, backoff=0.01))
+    @app.consumer(topic, group=fulfilment, retry=Retry(attempts=3, backoff=0.01))
     def fulfil(e: Order, ctx: Context) -> None:
         with lock:
             seen["fulfilment"].append((e.n, ctx.attempt))
@@ -52,7 +56,7 @@ def test_dead_letters_hold_exactly_the_poison_and_replay_reaches_one_group(
         if e.kind == "poison" and not healed.is_set():
             raise KeyError(f"sku of order {e.n} is unknown")
 
-    @app.consumer(topic, group="ledger")
+    @app.consumer(topic, group=ledger)
     def book(e: Order) -> None:
         with lock:
             seen["ledger"].append((e.n, 1))
@@ -69,9 +73,13 @@ def test_dead_letters_hold_exactly_the_poison_and_replay_reaches_one_group(
     app.backend.produce(malformed)
 
     with app.running():
-        wait_until(lambda: lag(app, "fulfilment") == 0 and lag(app, "ledger") == 0, 60, "drain")
+        wait_until(
+            lambda: lag(app, fulfilment, topic_name) == 0 and lag(app, ledger, topic_name) == 0,
+            60,
+            "drain",
+        )
     poison = {o.n for o in orders if o.kind == "poison"}
-    letters = read_all(app, f"{topic_name}.fulfilment.dlq", len(poison) + 4)
+    letters = read_all(app, f"{topic_name}.{fulfilment}.dlq", len(poison) + 4)
     handler_errors = [
         r for r in letters if dict(r.headers)["tidings-dlq-reason"] == b"handler_error"
     ]
@@ -93,12 +101,16 @@ def test_dead_letters_hold_exactly_the_poison_and_replay_reaches_one_group(
     before = len(seen["ledger"])
     fulfilled_before = len(seen["fulfilment"])
     result = CliRunner().invoke(
-        cli, ["dlq", "replay", "--group", "fulfilment", "--broker", broker_url]
+        cli, ["dlq", "replay", "--group", fulfilment, "--broker", broker_url]
     )
     assert result.exit_code == 0, result.output
     assert f"Replayed {len(poison) + 4}" in result.output
     with app.running():
-        wait_until(lambda: lag(app, "fulfilment") == 0 and lag(app, "ledger") == 0, 60, "replay")
+        wait_until(
+            lambda: lag(app, fulfilment, topic_name) == 0 and lag(app, ledger, topic_name) == 0,
+            60,
+            "replay",
+        )
     replayed = [n for n, _ in seen["fulfilment"][fulfilled_before:]]
     assert sorted(replayed) == sorted(poison)
     assert len(seen["ledger"]) == before

@@ -41,6 +41,14 @@ LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
 MISSING = frozenset(
     {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION, KafkaError._UNKNOWN_TOPIC}
 )
+LEADERLESS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError._NO_OFFSET,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
 INTERNAL_GROUP_PREFIX = "tidings."
 
@@ -167,7 +175,21 @@ class KafkaAdmin:
         if not request:
             return {}
         timeout = self.settings.connect_timeout
-        futures = self.client.list_offsets(request, request_timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._list_offsets(request, missing_ok=missing_ok)
+            except BrokerError as exc:
+                # A partition created a moment ago may not have elected its leader yet.
+                err = kafka_error(exc.__cause__) if exc.__cause__ else None
+                if err is None or err.code() not in LEADERLESS or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
+
+    def _list_offsets(
+        self, request: dict[KafkaTP, OffsetSpec], *, missing_ok: bool
+    ) -> dict[TopicPartition, int]:
+        futures = self.client.list_offsets(request, request_timeout=self.settings.connect_timeout)
         out: dict[TopicPartition, int] = {}
         for ktp, future in futures.items():
             try:

@@ -53,8 +53,20 @@ REBALANCING = frozenset(
 )
 
 
-def _headers(raw: list[tuple[str, str | bytes | None]]) -> Headers:
-    return tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in raw)
+def _headers(
+    raw: list[tuple[str, str | bytes | None]] | dict[str, str | bytes | None],
+) -> Headers:
+    """Return librdkafka's header list as a tuple of (name, bytes).
+
+    librdkafka hands out (str, bytes) pairs; a null value (None) from a foreign producer
+    becomes b"". The common case is one C-level tuple() and a cheap scan.
+    """
+    items = list(raw.items()) if isinstance(raw, dict) else raw
+    out = tuple(items)
+    for _, value in out:
+        if value.__class__ is not bytes:
+            return tuple((k, v if isinstance(v, bytes) else (v or "").encode()) for k, v in items)
+    return out  # type: ignore[return-value]  # checked: every value is bytes
 
 
 def to_record(msg: Message) -> Record:
@@ -67,7 +79,7 @@ def to_record(msg: Message) -> Record:
         msg.offset() or 0,
         msg.key(),
         msg.value(),
-        _headers(list(raw.items()) if isinstance(raw, dict) else raw) if raw else (),
+        _headers(raw) if raw else (),
         ms / 1000 if kind != TIMESTAMP_NOT_AVAILABLE else time.time(),
     )
 
