@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,28 @@ def test_demo_without_its_module_says_so(monkeypatch: pytest.MonkeyPatch) -> Non
     result = Cli("embedded://unused")("demo", broker=False)
     assert result.exit_code == 1
     assert "`tidings demo` is not available" in result.stderr
+
+
+def test_run_against_an_unreachable_broker_fails_in_bounded_time(tmp_path: Path) -> None:
+    (tmp_path / "tinyshop.py").write_text(TINY_APP)
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tidings.cli",
+            "run",
+            "tinyshop:app",
+            "--broker",
+            "kafka://127.0.0.1:1",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "TIDINGS_KAFKA_CONNECT_TIMEOUT": "2", "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "127.0.0.1:1" in result.stderr and "scripts/kafka start" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30

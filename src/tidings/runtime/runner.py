@@ -7,7 +7,6 @@ import logging
 import signal
 from collections.abc import Sequence
 
-from tidings.exceptions import BrokerError
 from tidings.runtime.group_worker import GroupWorker
 
 log = logging.getLogger("tidings.runner")
@@ -70,6 +69,4 @@ class Runner:
             await asyncio.gather(*(w.stop(self.grace) for w in self.workers))
         errors = [w.error for w in self.workers if w.error is not None]
         if errors:
-            err = errors[0]
-            if isinstance(err, BrokerError | Exception):
-                raise err
+            raise errors[0]
