@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
@@ -313,7 +315,11 @@ class App:
             raise
 
     def run(self, groups: Iterable[str] | None = None) -> None:
-        """Run the consumers until SIGTERM/SIGINT (blocks); same as `tidings run`."""
+        """Run the consumers until SIGTERM/SIGINT (blocks); same as `tidings run`.
+
+        A second Ctrl-C aborts: the process exits with status 130 as soon as the group is
+        left, without waiting for running handlers (their events are redelivered later).
+        """
         runner = self.runner(groups)
 
         async def main() -> None:
@@ -324,6 +330,12 @@ class App:
             asyncio.run(main())
         finally:
             self.close()
+        if runner.aborted:
+            # Handler threads still running would hold the interpreter open until they
+            # return; an abort must not wait for them.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
 
     @contextlib.contextmanager
     def running(self, groups: Iterable[str] | None = None) -> Iterator[Runner]:

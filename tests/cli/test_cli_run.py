@@ -144,3 +144,56 @@ def test_run_against_an_unreachable_broker_fails_in_bounded_time(tmp_path: Path)
     assert "127.0.0.1:1" in result.stderr and "scripts/kafka start" in result.stderr
     assert "Traceback" not in result.stderr
     assert time.monotonic() - started < 30
+
+
+STUCK_APP = """
+import os
+import time
+
+from tidings import App, Event
+
+app = App("stuck", grace=60)
+
+
+class StuckJob(Event):
+    n: int
+
+
+@app.consumer(app.topic("jobs"), group="workers")
+def work(event: StuckJob) -> None:
+    open(os.environ["STARTED"], "w").close()
+    time.sleep(60)
+"""
+
+
+def test_a_second_ctrl_c_aborts_at_once_without_committing(tmp_path: Path) -> None:
+    url = f"embedded://{tmp_path / 'data'}"
+    cli = Cli(url)
+    (tmp_path / "stuck.py").write_text(STUCK_APP)
+    cli.ok("topics", "create", "jobs")
+    cli.ok("publish", "jobs", "--type", "StuckJob", '{"n": 1}')
+    started = tmp_path / "started"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "run", "stuck:app", "--broker", url],
+        cwd=tmp_path,
+        env={**os.environ, "STARTED": str(started)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until(started.exists, 60, "the handler to start")
+        worker.send_signal(signal.SIGINT)  # graceful: would wait up to 60 s for the handler
+        time.sleep(0.5)
+        worker.send_signal(signal.SIGINT)  # abort
+        began = time.monotonic()
+        _, stderr = worker.communicate(timeout=30)
+        assert time.monotonic() - began < 10, "abort waited for the running handler"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 130, stderr
+    assert "aborting" in stderr
+    partitions = cli.json("groups", "describe", "workers")["partitions"]
+    assert all(p["committed"] in (None, 0) for p in partitions), partitions

@@ -20,6 +20,7 @@ class Runner:
         self.grace = grace
         self._stop: asyncio.Event | None = None
         self._signals = 0
+        self.aborted = False
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (thread-safe through the loop)."""
@@ -27,6 +28,8 @@ class Runner:
             self._stop.set()
 
     def abort(self) -> None:
+        """Leave at once: running handlers are not waited for and their events not committed."""
+        self.aborted = True
         for worker in self.workers:
             worker.abort()
         self.request_stop()
