@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import machine, report
+from benchmarks import machine, procs, report
 from benchmarks.broker import DEFAULT_PORT, Broker
 from benchmarks.registry import CONTENDERS, SCENARIOS
 from benchmarks.runner import Runner, Settings, kafka_delays
@@ -139,6 +139,15 @@ def run_all(r: Runner, s: Settings, out: Path) -> dict[str, Any]:
     return extra
 
 
+def snapshot_src(scratch: Path) -> Path:
+    """Copy src/tidings as it is now, so every subprocess of this run imports the same code
+    even while others edit or commit (uncommitted changes included; see versions)."""
+    dest = scratch / "src"
+    shutil.copytree(Path(procs.ROOT) / "src" / "tidings", dest / "tidings")
+    procs.ENV["PYTHONPATH"] = str(dest)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     s, a = parse(argv)
     out: Path = a.out
@@ -150,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     needs_kafka = any(CONTENDERS[n].kind != "embedded" for n in s.contenders) or s.profile
     try:
         info = machine.machine(str(scratch))
+        versions = machine.versions()  # the code the snapshot below copies
+        snapshot_src(scratch)
         log(f"machine: {info['cpu_model']}, {info['cores']} cores, {info['ram_gb']} GB")
         if needs_kafka:
             log(f"broker: 127.0.0.1:{a.port} (scripts/kafka start)")
@@ -166,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(time.monotonic() - t0, 1),
         "command": "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": info,
-        "versions": machine.versions(),
+        "versions": versions,
         "settings": asdict(s) | {"broker": broker.bootstrap, "broker_started_here": started_here},
         **extra,
         "background_busy_pct": report.background(r.runs),

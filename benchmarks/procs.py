@@ -16,6 +16,8 @@ from typing import Any
 from benchmarks.workload import Job
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV: dict[str, str] = {}
+"""Extra environment for every child (the runner points PYTHONPATH at a source snapshot)."""
 
 
 @dataclass
@@ -45,7 +47,7 @@ def spawn(argv: list[str], env: dict[str, str] | None = None) -> Proc:
         stderr=err,
         text=True,
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {}), **ENV},
     )
     proc = Proc(popen, err)
     threading.Thread(target=proc._read, daemon=True).start()

@@ -140,5 +140,7 @@ def _cpu_text(stats: list[tuple[str, cProfile.Profile, float]]) -> str:
         buf = io.StringIO()
         ps = pstats.Stats(profiler, stream=buf)
         ps.strip_dirs().sort_stats("tottime").print_stats(30)
+        buf.write("  calls of interest (flow control and commits):\n")
+        ps.print_stats(r"pause|resume|commit\b|seek|_apply_pauses|take_committable")
         texts.append(f"===== thread {name}: {cpu:.2f} s CPU =====\n{buf.getvalue()}")
     return "\n".join(texts)
