@@ -4,10 +4,11 @@ A record due later is written to the delay tier whose wait fits the time left
 (``tidings.delay.<tier>``), carrying its target topic, partition and due time in
 ``tidings-delay-*`` headers. Every record of a tier waits exactly that tier's time after it
 was written, so within a tier partition records come due in log order and the scheduler
-only ever holds each partition's head in memory: it pauses the partition until the head's
-wait is over, then forwards the head to a lower tier or, once due, to its target partition
-(original key, value and headers), and commits the tier offset only after Kafka acknowledged
-the forward. Records with less than the smallest tier's time left go to the ``due`` tier,
+holds at most the first `HELD` records of each partition in memory (pausing it when that
+many wait): whenever the head's wait is over it forwards every ready record of the
+partition in one batch to a lower tier or, once due, to its target partition (original key,
+value and headers), and commits the tier offset only after Kafka acknowledged the batch.
+Records with less than the smallest tier's time left go to the ``due`` tier,
 where each is released at its own due time (a head can hold back the one behind it by less
 than the smallest tier, 0.2 s).
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -38,9 +40,11 @@ from tidings.backends.kafka.producer import KafkaProducer
 from tidings.backends.kafka.tiers import DUE, HEADER_PREFIX, PARTITIONS, TIERS, DelayTopics, Head
 from tidings.clock import Clock
 from tidings.exceptions import ConfigurationError, TidingsError
-from tidings.records import OutgoingRecord, TopicPartition
+from tidings.records import OutgoingRecord, Record, TopicPartition
 
 LOG = logging.getLogger("tidings.kafka.delays")
+HELD = 200
+"""Records held per tier partition; bounds memory whatever the number pending."""
 
 
 class DelayScheduler:
@@ -59,7 +63,9 @@ class DelayScheduler:
         self.admin = admin
         self.producer = producer
         self.clock = clock
-        self.heads: dict[TopicPartition, Head] = {}
+        self.heads: dict[TopicPartition, deque[Head]] = {}
+        self._expected: dict[TopicPartition, int] = {}
+        self._paused: set[TopicPartition] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: KafkaConsumerHandle | None = None
@@ -106,6 +112,8 @@ class DelayScheduler:
     def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
         for tp in partitions:
             self.heads.pop(tp, None)
+            self._expected.pop(tp, None)
+            self._paused.discard(tp)
 
     def _run(self) -> None:
         handle = self._handle
@@ -136,35 +144,62 @@ class DelayScheduler:
 
     def _step(self, handle: KafkaConsumerHandle) -> None:
         now = self.clock.time()
-        wait = min((h.release - now for h in self.heads.values()), default=0.5)
+        wait = min((q[0].release - now for q in self.heads.values() if q), default=0.5)
         for record in handle.fetch(500, min(max(wait, 0.0), 0.5)):
-            tp = record.tp
-            if tp in self.heads:
-                continue  # only the head matters: we seek back to the next one later
-            head = self.names.head_of(record)
-            if head is None:
-                LOG.error(
-                    "Delay scheduler: %s[%d]@%d has no valid %s* headers; skipping it.",
-                    record.topic,
-                    record.partition,
-                    record.offset,
-                    HEADER_PREFIX,
-                )
+            self._hold(handle, record)
+        self._release(handle)
+
+    def _hold(self, handle: KafkaConsumerHandle, record: Record) -> None:
+        """Keep `record` in its partition's queue, in log order, up to HELD of them."""
+        tp = record.tp
+        queue = self.heads.setdefault(tp, deque())
+        expected = self._expected.get(tp)
+        if len(queue) >= HELD or (expected is not None and record.offset != expected):
+            return  # read again after the partition is resumed at `expected`
+        head = self.names.head_of(record)
+        self._expected[tp] = record.offset + 1
+        if head is None:
+            LOG.error(
+                "Delay scheduler: %s[%d]@%d has no valid %s* headers; skipping it.",
+                record.topic,
+                record.partition,
+                record.offset,
+                HEADER_PREFIX,
+            )
+            if not queue:
                 handle.commit({tp: record.offset + 1}, sync=True)
-                continue
-            self.heads[tp] = head
-            handle.pause([tp])
-        now = self.clock.time()
-        ready = {tp: h for tp, h in self.heads.items() if h.release <= now}
-        if not ready:
             return
-        hops = [self.names.next_hop(h, now) for h in ready.values()]
+        queue.append(head)
+        if len(queue) >= HELD and tp not in self._paused:
+            handle.pause([tp])
+            self._paused.add(tp)
+
+    def _release(self, handle: KafkaConsumerHandle) -> None:
+        """Forward every ready record in one batch; commit; resume drained partitions."""
+        now = self.clock.time()
+        hops: list[OutgoingRecord] = []
+        commits: dict[TopicPartition, int] = {}
+        released: dict[TopicPartition, int] = {}
+        for tp, queue in self.heads.items():
+            n = 0
+            while n < len(queue) and queue[n].release <= now:
+                hops.append(self.names.next_hop(queue[n], now))
+                n += 1
+            if n:
+                commits[tp] = queue[n - 1].record.offset + 1
+                released[tp] = n
+        if not hops:
+            return
         try:
             self.producer.produce(hops)
         except ConfigurationError:  # a target partition is gone: never block the tier on it
             self.producer.produce([self._reroute(hop) for hop in hops])
-        handle.commit({tp: h.record.offset + 1 for tp, h in ready.items()}, sync=True)
-        for tp, h in ready.items():
-            del self.heads[tp]
-            handle.seek(tp, h.record.offset + 1)
-            handle.resume([tp])
+        handle.commit(commits, sync=True)
+        for tp, n in released.items():
+            queue = self.heads[tp]
+            for _ in range(n):
+                queue.popleft()
+            if tp in self._paused and len(queue) < HELD // 2:
+                handle.seek(tp, self._expected[tp])
+                handle.resume([tp])
+                self._paused.discard(tp)
