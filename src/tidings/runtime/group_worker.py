@@ -74,6 +74,7 @@ class GroupWorker:
         self._revoking: set[TopicPartition] = set()
         self._running: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
+        self._handle: ConsumerHandle | None = None
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
 
@@ -234,8 +235,6 @@ class GroupWorker:
         log.info("group %s: revoked %s", self.group, _fmt(partitions))
 
     # -- the poll thread -------------------------------------------------------------------
-
-    _handle: ConsumerHandle | None = None
 
     def _poll_thread(self) -> None:
         try:

@@ -47,6 +47,3 @@ class Lanes(Generic[T]):
     def requeue(self, lane: Hashable | None, item: T) -> None:
         """Make a parked item ready again (its lane stays busy meanwhile)."""
         self.ready.appendleft((lane, item))
-
-    def busy_lanes(self) -> int:
-        return len(self._busy)
