@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import defaultdict
+from pathlib import Path
 
 from tidings import App, Context, Event
 
@@ -38,6 +40,36 @@ def build() -> App:
     for group in os.environ["GROUPS"].split(","):
         make(group)
     return app
+
+
+def read_ledgers(path: Path) -> list[tuple[str, str, int, int]]:
+    """Return (group, key, seq, time_ns) for every complete ledger line under `path`."""
+    rows = []
+    for file in path.glob("ledger-*.log"):
+        for line in file.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 6:  # a line cut by SIGKILL is incomplete, not a delivery
+                rows.append((parts[0], parts[1], int(parts[2]), int(parts[3])))
+    return rows
+
+
+def check_group(rows: list[tuple[str, str, int, int]], group: str, events: int) -> int:
+    """Assert `group` handled every event and, per key, first deliveries in publish order.
+
+    Returns the number of duplicate deliveries.
+    """
+    mine = [r for r in rows if r[0] == group]
+    seqs = [r[2] for r in mine]
+    assert set(seqs) == set(range(events)), f"{group} lost events"
+    first: dict[int, tuple[int, str]] = {}
+    for _, key, seq, at in sorted(mine, key=lambda r: r[3]):
+        first.setdefault(seq, (at, key))
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for seq, (_, key) in sorted(first.items(), key=lambda kv: kv[1][0]):
+        by_key[key].append(seq)
+    for key, order in by_key.items():
+        assert order == sorted(order), f"{group}: key {key} first deliveries out of order"
+    return len(seqs) - events
 
 
 if __name__ == "__main__":
