@@ -49,9 +49,10 @@ class App:
 
     The broker is ``broker=`` if given, else ``$TIDINGS_BROKER``, else the embedded store in
     ``./.tidings``. It is opened on first use, so declaring an App at import time does no
-    I/O. `grace` bounds a graceful stop (seconds); `max_in_flight` caps the fetched but
-    unfinished events per group in this process (fetching pauses above it), which also
-    bounds the redeliveries after a crash. Other keyword options go to the backend (e.g.
+    I/O. `grace` bounds a graceful stop (seconds); `max_in_flight` and
+    `max_in_flight_bytes` cap the fetched but unfinished events (and their key + value
+    bytes) per group in this process: fetching pauses above either, which bounds memory and
+    the redeliveries after a crash. Other keyword options go to the backend (e.g.
     ``config={...}`` librdkafka properties for Kafka, ``synchronous="FULL"`` for the
     embedded store).
     """
@@ -65,6 +66,7 @@ class App:
         grace: float = 30.0,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_in_flight: int = 10_000,
+        max_in_flight_bytes: int = 64 * 1024 * 1024,
         **options: Any,
     ) -> None:
         _check_name("App", name)
@@ -74,7 +76,12 @@ class App:
             raise ConfigurationError(f"max_in_flight must be >= 1 (got {max_in_flight}).")
         self.name = name
         self.broker = broker
+        if max_in_flight_bytes < 1:
+            raise ConfigurationError(
+                f"max_in_flight_bytes must be >= 1 (got {max_in_flight_bytes})."
+            )
         self.max_in_flight = max_in_flight
+        self.max_in_flight_bytes = max_in_flight_bytes
         self.clock = clock
         self.grace = grace
         self.options = options
@@ -295,6 +302,7 @@ class App:
                 clock=self.clock,
                 publisher=self._publisher,
                 max_in_flight=self.max_in_flight,
+                max_in_flight_bytes=self.max_in_flight_bytes,
             )
             for group in chosen
         ]

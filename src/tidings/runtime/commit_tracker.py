@@ -10,10 +10,11 @@ from tidings.records import Record, TopicPartition
 
 
 class _Partition:
-    __slots__ = ("done", "epoch", "pending", "uncommitted")
+    __slots__ = ("done", "epoch", "pending", "sizes", "uncommitted")
 
     def __init__(self, epoch: int) -> None:
         self.pending: deque[int] = deque()
+        self.sizes: dict[int, int] = {}
         self.done: set[int] = set()
         self.uncommitted: int | None = None
         self.epoch = epoch
@@ -34,6 +35,7 @@ class CommitTracker:
         self._parts: dict[TopicPartition, _Partition] = {}
         self._epochs: dict[TopicPartition, int] = {}
         self._in_flight = 0
+        self._bytes = 0
 
     def epoch(self, tp: TopicPartition) -> int:
         return self._epochs.get(tp, 0)
@@ -48,6 +50,9 @@ class CommitTracker:
                 if part is None:
                     part = self._parts[tp] = _Partition(self._epochs.get(tp, 0))
                 part.pending.append(rec.offset)
+                size = len(rec.value or b"") + len(rec.key or b"")
+                part.sizes[rec.offset] = size
+                self._bytes += size
                 epochs.append(part.epoch)
             self._in_flight += len(records)
         return epochs
@@ -60,6 +65,7 @@ class CommitTracker:
                 return
             part.done.add(offset)
             self._in_flight -= 1
+            self._bytes -= part.sizes.pop(offset, 0)
             pending, done = part.pending, part.done
             while pending and pending[0] in done:
                 head = pending.popleft()
@@ -89,6 +95,7 @@ class CommitTracker:
                 part = self._parts.pop(tp, None)
                 if part is not None:
                     self._in_flight -= len(part.pending) - len(part.done)
+                    self._bytes -= sum(part.sizes.values())
                 self._epochs[tp] = self._epochs.get(tp, 0) + 1
         return out
 
@@ -99,6 +106,10 @@ class CommitTracker:
                 return self._in_flight
             part = self._parts.get(tp)
             return 0 if part is None else len(part.pending) - len(part.done)
+
+    def in_flight_bytes(self) -> int:
+        """Return the key and value bytes of fetched events that are not finished."""
+        return self._bytes
 
     def in_flight_by_partition(self) -> dict[TopicPartition, int]:
         with self._lock:

@@ -49,8 +49,10 @@ class GroupWorker:
         publisher: Any,
         member_id: str | None = None,
         max_in_flight: int = 10_000,
+        max_in_flight_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.max_in_flight = max_in_flight
+        self.max_in_flight_bytes = max_in_flight_bytes
         self.max_in_flight_per_partition = max(100, max_in_flight // 4)
         self.backend = backend
         self.group = group
@@ -121,6 +123,7 @@ class GroupWorker:
             total.add(route.stats)
         snap: dict[str, Any] = total.snapshot()
         snap["in_flight"] = self.tracker.in_flight()
+        snap["in_flight_bytes"] = self.tracker.in_flight_bytes()
         snap["assigned"] = sorted(self._assigned)
         return snap
 
@@ -289,8 +292,11 @@ class GroupWorker:
             n = counts.get(tp, 0)
             if n >= cap or (tp in self._bp_paused and n > cap // 2):
                 want.add(tp)
-        limit = self.max_in_flight
-        self._global_pause = total >= limit or (self._global_pause and total > limit // 2)
+        limit, nbytes = self.max_in_flight, self.tracker.in_flight_bytes()
+        byte_limit = self.max_in_flight_bytes
+        over = total >= limit or nbytes >= byte_limit
+        still = total > limit // 2 or nbytes > byte_limit // 2
+        self._global_pause = over or (self._global_pause and still)
         if self._global_pause:
             want |= self._assigned
         pause = sorted(want - self._bp_paused)
