@@ -26,6 +26,7 @@ from tidings.publisher import (
     topic_name,
 )
 from tidings.records import Start, TopicSpec
+from tidings.runtime.dead_letters import retry_topic
 from tidings.runtime.group_worker import GroupWorker
 from tidings.runtime.handlers import inspect_handler
 from tidings.runtime.policies import Batch, Retry
@@ -177,6 +178,9 @@ class App:
                         f"Group {group!r} is declared with start={other.start!r} and "
                         f"start={start!r}; a group has one starting position."
                     )
+            if retry is not None and not retry.keep_order:
+                spec = self.topics[name]
+                self.topic(retry_topic(name, group), partitions=spec.partitions)
             self.consumers.append(
                 ConsumerSpec(
                     handler=info,

@@ -190,3 +190,46 @@ def test_in_flight_bytes_are_capped(broker_url: str, topic_name: str) -> None:
     assert stats["in_flight"] <= 520, stats
     assert stats["in_flight_bytes"] <= 20_000 + 520 * 1_100, stats
     app.close()
+
+
+def test_retry_through_the_retry_topic_lets_the_key_flow(broker_url: str, topic_name: str) -> None:
+    app = App("policies", broker=broker_url)
+    topic = app.topic(topic_name)
+    group = f"unordered-{topic_name}"
+    order: list[tuple[int, int]] = []
+    contexts: dict[int, tuple[str, int]] = {}
+
+    @app.consumer(
+        topic, group=group, retry=Retry(attempts=3, backoff=0.3, jitter=False, keep_order=False)
+    )
+    def handler(e: Step, ctx: Context) -> None:
+        order.append((e.seq, ctx.attempt))
+        contexts[e.seq] = (ctx.topic, ctx.offset)
+        if e.seq == 0 and ctx.attempt == 1:
+            raise ConnectionError("flaky once")
+        if e.seq == 4:
+            raise ValueError("always broken")
+
+    app.publish_many(topic, [("same-key", Step(key="same-key", seq=i)) for i in range(6)])
+    with app.running():
+        wait_until(lambda: (0, 2) in order and [a for s, a in order if s == 4] == [1, 2, 3], 60,
+                   "the retries")  # fmt: skip
+    # Nothing waited for event 0's backoff: its key kept flowing, out of order.
+    assert order.index((5, 1)) < order.index((0, 2))
+    assert contexts[0] == (topic_name, 0)  # the Context shows where the event came from
+    letters = []
+    reader = app.backend.open_consumer(None, [f"{topic_name}.{group}.dlq"], start="earliest",
+                                       listener=None)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not letters and time.monotonic() < deadline:
+            letters = reader.fetch(10, 0.2)
+    finally:
+        reader.close()
+    (letter,) = letters
+    h = dict(letter.headers)
+    assert h["tidings-dlq-attempts"] == b"3"
+    assert h["tidings-dlq-original-topic"] == topic_name.encode()
+    assert h["tidings-dlq-original-offset"] == b"4"
+    assert not any(k.startswith("tidings-retry-") for k in h)
+    app.close()

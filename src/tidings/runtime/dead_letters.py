@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import traceback
+from dataclasses import replace
 
 from tidings.records import Headers, OutgoingRecord, Record
 from tidings.wire import format_time
@@ -20,6 +21,12 @@ H_TIME = "tidings-dlq-original-time"
 H_FAILED_AT = "tidings-dlq-failed-at"
 H_REPLAY_GROUP = "tidings-replay-group"
 """Set on replayed events: only this group handles them; other groups skip them."""
+
+H_RETRY_ATTEMPT = "tidings-retry-attempt"
+H_RETRY_TOPIC = "tidings-retry-original-topic"
+H_RETRY_PARTITION = "tidings-retry-original-partition"
+H_RETRY_OFFSET = "tidings-retry-original-offset"
+RETRY_HEADERS = frozenset({H_RETRY_ATTEMPT, H_RETRY_TOPIC, H_RETRY_PARTITION, H_RETRY_OFFSET})
 
 DLQ_HEADERS = frozenset(
     {
@@ -45,6 +52,41 @@ def dlq_topic(topic: str, group: str) -> str:
     return f"{topic}.{group}.dlq"
 
 
+def retry_topic(topic: str, group: str) -> str:
+    """Return the retry topic of `group` for events from `topic` (Retry(keep_order=False))."""
+    return f"{topic}.{group}.retry"
+
+
+def original(record: Record) -> Record:
+    """Return `record` as it was on its original topic if it came through a retry topic."""
+    topic = record.header(H_RETRY_TOPIC)
+    if topic is None:
+        return record
+    headers = tuple((k, v) for k, v in record.headers if k not in RETRY_HEADERS)
+    return replace(
+        record,
+        topic=topic.decode(),
+        partition=int(record.header(H_RETRY_PARTITION) or b"0"),
+        offset=int(record.header(H_RETRY_OFFSET) or b"0"),
+        headers=headers,
+    )
+
+
+def retry_record(record: Record, group: str, attempt: int, deliver_at: float) -> OutgoingRecord:
+    """Build the record that brings `record` back to `group` for `attempt`, after a backoff."""
+    first = original(record)
+    headers: Headers = (
+        *first.headers,
+        (H_RETRY_ATTEMPT, str(attempt).encode()),
+        (H_RETRY_TOPIC, first.topic.encode()),
+        (H_RETRY_PARTITION, str(first.partition).encode()),
+        (H_RETRY_OFFSET, str(first.offset).encode()),
+    )
+    return OutgoingRecord(
+        retry_topic(first.topic, group), record.key, record.value, headers, None, deliver_at
+    )
+
+
 def dead_letter(
     record: Record,
     *,
@@ -55,6 +97,7 @@ def dead_letter(
     now: float,
 ) -> OutgoingRecord:
     """Build the dead-letter record for `record` (same key, value and headers)."""
+    record = original(record)
     tb = "".join(traceback.format_exception(error))
     if len(tb) > TRACEBACK_LIMIT:
         tb = "...\n" + tb[-TRACEBACK_LIMIT:]

@@ -21,7 +21,7 @@ from tidings.backends.base import Backend, ConsumerHandle
 from tidings.clock import Clock
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker
-from tidings.runtime.dead_letters import dead_letter, dlq_topic
+from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
 from tidings.runtime.route import Cancellable, Route
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
@@ -86,6 +86,8 @@ class GroupWorker:
         for spec in self.specs:
             route = Route(spec, self)
             self.routes[spec.topic] = route
+            if not spec.retry.keep_order:
+                self.routes[retry_topic(spec.topic, self.group)] = route
             route.start()
         self._thread = threading.Thread(
             target=self._poll_thread, name=f"tidings-poll-{self.group}", daemon=True
@@ -178,6 +180,10 @@ class GroupWorker:
             reason,
             error,
         )
+
+    async def write_retry(self, record: Record, attempt: int, delay: float) -> None:
+        out = retry_record(record, self.group, attempt, self.clock.time() + delay)
+        await asyncio.to_thread(self.backend.produce, [out])
 
     def context_publisher(self) -> Any:
         return self._publisher

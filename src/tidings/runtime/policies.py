@@ -24,6 +24,11 @@ class Retry:
     jitter between half and all of it when `jitter` is on. The wait holds back only later
     events with the same key; other keys and partitions keep flowing. Exceptions that are
     instances of `give_up_on` are dead-lettered at once.
+
+    With ``keep_order=False`` a failing event is moved to the group's retry topic
+    ``<topic>.<group>.retry`` (delivered again after its backoff) and its offset commits at
+    once: later events of the same key no longer wait for it, so per-key order is traded
+    for throughput.
     """
 
     attempts: int = 3
@@ -31,6 +36,7 @@ class Retry:
     max_backoff: float | timedelta = 30.0
     jitter: bool = True
     give_up_on: tuple[type[BaseException], ...] = field(default_factory=tuple)
+    keep_order: bool = True
 
     def __post_init__(self) -> None:
         if self.attempts < 1:

@@ -13,7 +13,7 @@ from tidings.context import Context, context_headers
 from tidings.events import Event, event_class
 from tidings.exceptions import DecodeError, HandlerTimeout
 from tidings.records import Record, TopicPartition
-from tidings.runtime.dead_letters import H_REPLAY_GROUP
+from tidings.runtime.dead_letters import H_REPLAY_GROUP, H_RETRY_ATTEMPT, original
 from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
@@ -41,6 +41,8 @@ class RouteOwner(Protocol):
     async def write_dead_letter(
         self, record: Record, reason: str, error: BaseException, attempts: int
     ) -> None: ...
+
+    async def write_retry(self, record: Record, attempt: int, delay: float) -> None: ...
 
     def context_publisher(self) -> Any: ...
 
@@ -145,7 +147,10 @@ class Route:
         lane: Hashable | None = None
         if record.key is not None and self.spec.batch is None:
             lane = (record.topic, record.key)
-        self.lanes.submit(lane, Delivery(record, epoch, tp, etype, ctype))
+        delivery = Delivery(record, epoch, tp, etype, ctype)
+        if record.topic != self.spec.topic:  # from the retry topic: carry the attempt on
+            delivery.attempt = int(record.header(H_RETRY_ATTEMPT) or b"1")
+        self.lanes.submit(lane, delivery)
         if not self._wake.is_set():
             self._wake.set()
 
@@ -234,6 +239,8 @@ class Route:
         rec, env = d.record, d.env
         if env is None:
             env = d.env = read_envelope(rec)[0]
+        if rec.topic != self.spec.topic:
+            rec = original(rec)
         return Context(
             topic=rec.topic,
             partition=rec.partition,
@@ -300,6 +307,16 @@ class Route:
                 exc,
                 delay,
             )
+            if not self.spec.retry.keep_order:
+                try:
+                    await self.owner.write_retry(rec, d.attempt + 1, delay)
+                except Exception as write_error:
+                    log.error("Could not write to the retry topic (%r); retrying in place.",
+                              write_error)  # fmt: skip
+                else:
+                    self.lanes.finish(lane)
+                    self.owner.finish(d.tp, rec.offset, d.epoch)
+                    return
             d.attempt += 1
             self._park(lane, d, delay)
             return
