@@ -16,20 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from tidings import App, Event
-
-
-class AccountUpdated(Event):
-    account_id: str
-    seq: int
-    sent_ns: int
-    plan: str
-    country: str
-    email: str
-    balance_cents: int
-    status: str
-    tags: list[str]
-    note: str
+from benchmarks.workload import AccountEvent as AccountUpdated
+from tidings import App
 
 
 def make(i: int, size: int) -> AccountUpdated:
