@@ -38,6 +38,7 @@ class GroupWorker:
     max_in_flight = 10_000
     max_in_flight_per_partition = 2_000
     revoke_grace = 5.0
+    recommit_interval = 2.0
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class GroupWorker:
         self._assigned: set[TopicPartition] = set()
         self._revoking: set[TopicPartition] = set()
         self._running: dict[TopicPartition, int] = {}
+        self._positions: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
         self._handle: ConsumerHandle | None = None
 
@@ -229,6 +231,8 @@ class GroupWorker:
                 break
             time.sleep(0.005)
         offsets = self.tracker.revoke(partitions)
+        self._positions.update(offsets)
+        offsets = {tp: self._positions.pop(tp) for tp in partitions if tp in self._positions}
         self._revoking.difference_update(partitions)
         handle = self._handle
         if offsets and handle is not None:
@@ -265,22 +269,35 @@ class GroupWorker:
         assert self._loop is not None
         loop = self._loop
         next_commit = self.clock.monotonic() + self.commit_interval
+        next_full = self.clock.monotonic() + self.recommit_interval
         while not self._stop_fetching.is_set():
             self._apply_pauses(handle)
             if self.clock.monotonic() >= next_commit:
-                self._commit(handle, sync=False)
+                full = self.clock.monotonic() >= next_full
+                if full:
+                    next_full = self.clock.monotonic() + self.recommit_interval
+                self._commit(handle, sync=False, everything=full)
                 next_commit = self.clock.monotonic() + self.commit_interval
             records = handle.fetch(self.fetch_max, self.poll_timeout)
             if records:
                 epochs = self.tracker.track(records)
                 loop.call_soon_threadsafe(self._dispatch, records, epochs)
         try:
-            self._commit(handle, sync=True)
+            self._commit(handle, sync=True, everything=True)
         finally:
             handle.close()
 
-    def _commit(self, handle: ConsumerHandle, *, sync: bool) -> None:
+    def _commit(self, handle: ConsumerHandle, *, sync: bool, everything: bool = False) -> None:
+        """Commit positions that advanced; with `everything`, every known position again.
+
+        An asynchronous commit can fail without telling us (Kafka refuses commits during a
+        rebalance), and a partition that is idle afterwards would keep a stale commit and
+        redeliver what was handled. Re-sending every position now and then closes that gap.
+        """
         offsets = self.tracker.take_committable()
+        self._positions.update(offsets)
+        if everything:
+            offsets = {tp: o for tp, o in self._positions.items() if tp in self._assigned}
         if offsets:
             try:
                 handle.commit(offsets, sync=sync)
