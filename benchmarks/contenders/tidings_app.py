@@ -169,3 +169,23 @@ def concurrency(url: str, job: Job) -> dict[str, Any]:
         return {"error": f"handled {drain.count} of {job.events}"}
     seconds = drain.end - first[0]
     return {"events": job.events, "seconds": seconds, "events_per_s": job.events / seconds}
+
+
+SCENARIOS = {
+    "publish": publish,
+    "publish_single": publish_single,
+    "consume": consume,
+    "latency_consume": latency_consume,
+    "latency_produce": latency_produce,
+    "delay_consume": delay_consume,
+    "delay_produce": latency_produce,  # delayed publishing is paced like latency publishing
+    "concurrency": concurrency,
+}
+
+
+def scenario(name: str, url_of: Any) -> Any:
+    """Return scenario `name` for a backend whose broker URL `url_of(job)` gives."""
+    run = SCENARIOS.get(name)
+    if run is None:
+        raise AttributeError(name)
+    return lambda job: run(url_of(job), job)
