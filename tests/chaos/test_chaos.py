@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import require_kafka
 from tests.helpers import wait_until
-from tests.scenarios.ledger_worker import Tick, check_group, read_ledgers
+from tests.scenarios.ledger_worker import Tick, check_group, read_ledgers, worker_env
 from tidings import App
 
 EVENTS = 20_000
@@ -37,20 +37,9 @@ def test_random_sigkills_lose_nothing(kind: str, tmp_path: Path, topic_name: str
     seed = int(os.environ.get("CHAOS_SEED", time.time_ns() % 1_000_000))
     print(f"chaos seed {seed}")
     rng = random.Random(seed)
-    env = dict(os.environ)
-    if kind == "kafka":
-        url = f"kafka://{require_kafka()}"
-        env["TIDINGS_KAFKA_SESSION_TIMEOUT_MS"] = "6000"
-        env["TIDINGS_KAFKA_HEARTBEAT_INTERVAL_MS"] = "1000"
-    else:
-        url = f"embedded://{tmp_path / 'data'}"
-    env.update(
-        TIDINGS_BROKER=url,
-        LEDGER_DIR=str(tmp_path),
-        TOPIC=topic_name,
-        HANDLER_SLEEP="0.0002",
-        MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
-        PYTHONPATH=os.getcwd(),
+    url = f"kafka://{require_kafka()}" if kind == "kafka" else f"embedded://{tmp_path / 'data'}"
+    env = worker_env(
+        url, tmp_path, topic_name, HANDLER_SLEEP="0.0002", MAX_IN_FLIGHT=str(MAX_IN_FLIGHT)
     )
     app = App("publisher", broker=url)
     topic = app.topic(topic_name, partitions=3)

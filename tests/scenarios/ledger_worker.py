@@ -42,6 +42,22 @@ def build() -> App:
     return app
 
 
+def worker_env(url: str, ledger_dir: Path, topic: str, **extra: str) -> dict[str, str]:
+    """Return the environment for ledger workers on broker `url` (fast Kafka group timeouts)."""
+    env = dict(os.environ)
+    if url.startswith("kafka://"):
+        env["TIDINGS_KAFKA_SESSION_TIMEOUT_MS"] = "6000"
+        env["TIDINGS_KAFKA_HEARTBEAT_INTERVAL_MS"] = "1000"
+    env.update(
+        TIDINGS_BROKER=url,
+        LEDGER_DIR=str(ledger_dir),
+        TOPIC=topic,
+        PYTHONPATH=os.getcwd(),
+        **extra,
+    )
+    return env
+
+
 def read_ledgers(path: Path) -> list[tuple[str, str, int, int]]:
     """Return (group, key, seq, time_ns) for every complete ledger line under `path`."""
     rows = []

@@ -6,7 +6,6 @@ the first deliveries happen in publish order. Runs on the embedded store and on 
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 
 from tests.conftest import require_kafka
 from tests.helpers import wait_until
-from tests.scenarios.ledger_worker import Tick, check_group, read_ledgers
+from tests.scenarios.ledger_worker import Tick, check_group, read_ledgers, worker_env
 from tidings import App
 
 EVENTS = 5_000
@@ -26,20 +25,8 @@ GROUPS = ("billing", "audit")
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 def test_sigkill_of_a_worker_loses_nothing(kind: str, tmp_path: Path, topic_name: str) -> None:
-    env = dict(os.environ)
-    if kind == "kafka":
-        url = f"kafka://{require_kafka()}"
-        env["TIDINGS_KAFKA_SESSION_TIMEOUT_MS"] = "6000"
-        env["TIDINGS_KAFKA_HEARTBEAT_INTERVAL_MS"] = "1000"
-    else:
-        url = f"embedded://{tmp_path / 'data'}"
-    env.update(
-        TIDINGS_BROKER=url,
-        LEDGER_DIR=str(tmp_path),
-        TOPIC=topic_name,
-        HANDLER_SLEEP="0.0005",
-        PYTHONPATH=os.getcwd(),
-    )
+    url = f"kafka://{require_kafka()}" if kind == "kafka" else f"embedded://{tmp_path / 'data'}"
+    env = worker_env(url, tmp_path, topic_name, HANDLER_SLEEP="0.0005")
     app = App("publisher", broker=url)
     topic = app.topic(topic_name, partitions=3)
     assert app.backend  # creates the topic before workers subscribe
