@@ -3,28 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from tidings.backends.base import Backend
 from tidings.clock import Clock
 from tidings.events import Event
 from tidings.exceptions import ConfigurationError, EventTooLarge
+from tidings.gc_pause import gc_paused
 from tidings.records import Headers, OutgoingRecord, TopicSpec
-from tidings.wire import encode_with, format_time
+from tidings.wire import (
+    H_ID,
+    H_SOURCE,
+    H_SPEC,
+    H_TIME,
+    H_TYPE,
+    JSON_HEADER,
+    SPECVERSION,
+    format_time,
+    new_event_ids,
+)
 
 TopicRef: TypeAlias = TopicSpec | str
 Item: TypeAlias = Event | tuple[str | None, Event]
 
 H_DUE = "tidings-deliver-at"
 DEFAULT_MAX_EVENT_BYTES = 1_000_000
+STREAM_CHUNK = 1000
+"""publish_many encodes and hands events to the backend this many at a time: Kafka stores
+the first ones while the rest are still being encoded."""
 _BASE_HEADER_BYTES = 200  # the six CloudEvents headers, names and values
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
+class Published(NamedTuple):
     """Where an event was stored. `offset` is -1 for a delayed event until it is due."""
 
     event_id: str
@@ -68,54 +80,73 @@ class Publisher:
         headers: dict[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
-        event_id: str | None = None,
     ) -> tuple[OutgoingRecord, str]:
         """Encode one event into an outgoing record (no I/O); return it and its event id."""
         now = self.clock.time()
-        return self._build(
-            topic_name(topic),
-            event,
-            key,
-            headers,
-            self._due(now, delay, at),
-            event_id,
-            format_time(now).encode(),
-        )
-
-    def _build(
-        self,
-        name: str,
-        event: Event,
-        key: str | None,
-        headers: dict[str, str] | None,
-        deliver_at: float | None,
-        event_id: str | None,
-        stamp: bytes,
-    ) -> tuple[OutgoingRecord, str]:
-        if not isinstance(event, Event):
-            raise ConfigurationError(
-                f"publish() takes an Event instance, got {type(event).__name__}. Define "
-                "`class MyEvent(tidings.Event): ...` and publish MyEvent(...)."
-            )
         extra: Headers = ()
         if headers:
             extra = tuple((k, v.encode()) for k, v in headers.items())
+        records, ids = self._encode(
+            topic_name(topic), [(key, event)], self._due(now, delay, at), now, extra
+        )
+        return records[0], ids[0]
+
+    def _encode(
+        self,
+        name: str,
+        items: Sequence[Item],
+        deliver_at: float | None,
+        now: float,
+        extra: Headers = (),
+    ) -> tuple[list[OutgoingRecord], list[str]]:
+        """Encode `items` for topic `name`: the one loop every publish goes through.
+
+        Everything shared by the batch (source, time, the due-time header, each class's
+        type header and serializer) is built once; per event there is one `to_json`, one
+        id and one record.
+        """
         if deliver_at is not None:
             extra += ((H_DUE, repr(deliver_at).encode()),)
-        value, hdrs, eid = encode_with(event, self._source, stamp, event_id, extra)
-        kb = key.encode() if key is not None else None
-        # Headers are small and bounded except user ones; count them only when they matter.
-        size = len(value) + (len(kb) if kb else 0) + _BASE_HEADER_BYTES
-        if extra or size > self.max_event_bytes:
-            size += sum(len(k) + len(v) for k, v in extra)
-        if size > self.max_event_bytes:
-            raise EventTooLarge(
-                f"Event {eid} ({event.event_type}) is {size:,} bytes; limit "
-                f"max_event_bytes={self.max_event_bytes:,} (topic {name!r}). Raise the limit "
-                "with App(..., max_event_bytes=N) (and the broker's message.max.bytes) or "
-                "store the payload elsewhere and publish a reference."
+        source = (H_SOURCE, self._source)
+        stamp = (H_TIME, format_time(now).encode())
+        limit = self.max_event_bytes - _BASE_HEADER_BYTES - sum(len(k) + len(v) for k, v in extra)
+        kinds: dict[type[Event], tuple[tuple[str, bytes], Callable[[Event], bytes]]] = {}
+        ids = new_event_ids(len(items))
+        records: list[OutgoingRecord] = []
+        append = records.append
+        for item, eid in zip(items, ids, strict=True):
+            key, event = item if isinstance(item, tuple) else (None, item)
+            kind = kinds.get(type(event))
+            if kind is None:
+                kind = kinds[type(event)] = _kind(event)
+            kind_header, to_json = kind
+            value = to_json(event)
+            kb = None if key is None else key.encode()
+            if len(value) + (len(kb) if kb else 0) > limit:
+                raise self._too_large(name, event, eid, value, kb, extra)
+            headers = (
+                (H_SPEC, SPECVERSION),
+                (H_ID, eid.encode()),
+                source,
+                kind_header,
+                stamp,
+                JSON_HEADER,
+                *extra,
             )
-        return OutgoingRecord(name, kb, value, hdrs, None, deliver_at), eid
+            append(OutgoingRecord(name, kb, value, headers, None, deliver_at))
+        return records, ids
+
+    def _too_large(
+        self, name: str, event: Event, eid: str, value: bytes, key: bytes | None, extra: Headers
+    ) -> EventTooLarge:
+        size = len(value) + len(key or b"") + _BASE_HEADER_BYTES
+        size += sum(len(k) + len(v) for k, v in extra)
+        return EventTooLarge(
+            f"Event {eid} ({event.event_type}) is {size:,} bytes; limit "
+            f"max_event_bytes={self.max_event_bytes:,} (topic {name!r}). Raise the limit "
+            "with App(..., max_event_bytes=N) (and the broker's message.max.bytes) or "
+            "store the payload elsewhere and publish a reference."
+        )
 
     @staticmethod
     def _due(now: float, delay: timedelta | None, at: datetime | None) -> float | None:
@@ -171,20 +202,33 @@ class Publisher:
         *,
         delay: timedelta | None = None,
     ) -> list[Published]:
-        name = topic_name(topic)
         now = self.clock.time()
         deliver_at = self._due(now, delay, None)
-        stamp = format_time(now).encode()
-        build = self._build
-        records: list[OutgoingRecord] = []
+        batch = items if isinstance(items, Sequence) else list(items)
+        name = topic_name(topic)
         ids: list[str] = []
-        for item in items:
-            key, event = item if isinstance(item, tuple) else (None, item)
-            record, eid = build(name, event, key, None, deliver_at, None, stamp)
-            records.append(record)
-            ids.append(eid)
-        metas = self._backend().produce(records)
-        return [
-            Published(eid, m.topic, m.partition, m.offset, r.deliver_at)
-            for eid, m, r in zip(ids, metas, records, strict=True)
-        ]
+
+        def chunks() -> Iterator[list[OutgoingRecord]]:
+            for i in range(0, len(batch), STREAM_CHUNK):
+                records, chunk_ids = self._encode(
+                    name, batch[i : i + STREAM_CHUNK], deliver_at, now
+                )
+                ids.extend(chunk_ids)
+                yield records
+
+        with gc_paused(len(batch)):
+            metas = self._backend().produce_stream(chunks())
+            return [
+                Published(eid, t, p, o, deliver_at)
+                for eid, (t, p, o) in zip(ids, metas, strict=True)
+            ]
+
+
+def _kind(event: object) -> tuple[tuple[str, bytes], Callable[[Event], bytes]]:
+    """The type header and the serializer of `event`'s class (checked to be an Event)."""
+    if not isinstance(event, Event):
+        raise ConfigurationError(
+            f"publish() takes an Event instance, got {type(event).__name__}. Define "
+            "`class MyEvent(tidings.Event): ...` and publish MyEvent(...)."
+        )
+    return (H_TYPE, event.event_type.encode()), event.__pydantic_serializer__.to_json

@@ -11,7 +11,7 @@ callbacks are invoked from inside `fetch` on that thread.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -116,6 +116,15 @@ class Backend(Protocol):
         Records with `deliver_at` in the future are held back and appended to their topic
         when due (offset -1 in the result). Raises PublishError (or a subclass) naming
         every record that failed; never drops a record silently.
+        """
+
+    def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
+        """`produce` for records built chunk by chunk, in one call.
+
+        A networked backend sends each chunk as soon as it has it, so the broker works while
+        the caller builds the next; a local one may gather every chunk and store them at
+        once. If taking a chunk raises, records already sent are awaited, then the error
+        propagates (with a note when some were stored).
         """
 
     def open_consumer(

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -90,6 +90,10 @@ class MemoryBackend:
             self.ensure_topics([TopicSpec(name)])
             topic = self._topics[name]
         return topic
+
+    def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
+        """Gather every chunk, then store them all at once (all or none)."""
+        return self.produce([record for chunk in chunks for record in chunk])
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         out: list[RecordMetadata] = []

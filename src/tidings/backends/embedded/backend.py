@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -115,6 +115,10 @@ class EmbeddedBackend:
                     f"Topic {spec.name!r} needs at least 1 partition, not {spec.partitions}."
                 )
         self.log.ensure(specs, self.clock.time())
+
+    def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
+        """Gather every chunk, then store them all in one transaction (all or none)."""
+        return self.produce([record for chunk in chunks for record in chunk])
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         """Store `records` in one transaction: all are durable when this returns, or none.

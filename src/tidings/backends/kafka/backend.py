@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
@@ -54,28 +54,43 @@ class KafkaBackend:
         self._admin.ensure_topics(specs)
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        return self.produce_stream((records,))
+
+    def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
         now = self.clock.time()
-        delayed = [
-            i for i, r in enumerate(records) if r.deliver_at is not None and r.deliver_at > now
-        ]
-        if not delayed:
-            return self._producer.produce(records)
-        if not self._tiers_ready:
-            self._admin.ensure_topics(self._delay_topics.specs())
-            self._tiers_ready = True
-        out = list(records)
-        targets: dict[int, tuple[str, int]] = {}
-        for i in delayed:
-            rec = records[i]
-            partition = rec.partition
-            if partition is None:
-                partition = partition_for(rec.key, self._admin.partition_count(rec.topic))
-            targets[i] = (rec.topic, partition)
-            out[i] = self._delay_topics.schedule(rec, partition, now)
-        meta = self._producer.produce(out)
-        for i, (topic, partition) in targets.items():
+        held: dict[int, tuple[str, int]] = {}
+        meta = self._producer.produce_stream(self._route(chunks, now, held))
+        for i, (topic, partition) in held.items():
             meta[i] = RecordMetadata(topic, partition, -1)
         return meta
+
+    def _route(
+        self,
+        chunks: Iterable[Sequence[OutgoingRecord]],
+        now: float,
+        held: dict[int, tuple[str, int]],
+    ) -> Iterator[Sequence[OutgoingRecord]]:
+        """Send records that are not due yet to a delay tier; note where each belongs."""
+        base = 0
+        for records in chunks:
+            delayed = [
+                i for i, r in enumerate(records) if r.deliver_at is not None and r.deliver_at > now
+            ]
+            if delayed:
+                if not self._tiers_ready:
+                    self._admin.ensure_topics(self._delay_topics.specs())
+                    self._tiers_ready = True
+                out = list(records)
+                for i in delayed:
+                    rec = records[i]
+                    partition = rec.partition
+                    if partition is None:
+                        partition = partition_for(rec.key, self._admin.partition_count(rec.topic))
+                    held[base + i] = (rec.topic, partition)
+                    out[i] = self._delay_topics.schedule(rec, partition, now)
+                records = out
+            yield records
+            base += len(records)
 
     def open_consumer(
         self,

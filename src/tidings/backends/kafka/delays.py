@@ -31,7 +31,6 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import replace
 
 from tidings.backends.kafka.admin import KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings
@@ -140,7 +139,7 @@ class DelayScheduler:
             hop.partition,
             hop.topic,
         )
-        return replace(hop, partition=None)
+        return hop._replace(partition=None)
 
     def _step(self, handle: KafkaConsumerHandle) -> None:
         now = self.clock.time()

@@ -9,13 +9,10 @@ report finds its record), which keeps bulk publishing close to raw librdkafka sp
 
 from __future__ import annotations
 
-import gc
 import logging
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -29,11 +26,10 @@ from tidings.exceptions import (
     EventTooLarge,
     PublishError,
 )
+from tidings.gc_pause import gc_paused
 from tidings.records import OutgoingRecord, RecordMetadata, TopicSpec
 
 LOG = logging.getLogger("tidings.kafka")
-
-GC_PAUSE_MIN = 1000
 
 # Reports after which the broker may still have stored the record ("possibly persisted").
 UNCERTAIN = frozenset(
@@ -48,55 +44,25 @@ UNCERTAIN = frozenset(
 )
 
 
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def gc_paused(size: int) -> Iterator[None]:
-    """Pause the cyclic garbage collector around a CPU-bound loop over a large batch.
-
-    A batch of 100k records keeps 100k small tracked objects alive (delivery callbacks,
-    results); each of them counts towards the collector's thresholds and triggers full
-    collections over the whole heap, which cost more than the batch's own work. None of
-    these objects form cycles, so collecting during the loop finds nothing. The pause nests
-    across threads and leaves the collector as it found it (off stays off). Small batches
-    are left alone.
-    """
-    global _gc_pausers, _gc_was_enabled
-    if size < GC_PAUSE_MIN:
-        yield
-        return
-    with _gc_lock:
-        if _gc_pausers == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pausers += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            if _gc_pausers == 0 and _gc_was_enabled:
-                gc.enable()
-
-
 class _Batch:
     """Collects the delivery reports of one `produce` call (from whichever thread polls).
 
-    Reports land in preallocated lists of ints rather than in tuples holding librdkafka's
-    messages: 100k live tuples and messages would cost more in garbage collection than
-    everything else the batch does.
+    Reports land in lists of ints rather than in tuples holding librdkafka's messages:
+    100k live tuples and messages would cost more in garbage collection than everything
+    else the batch does. The lists grow chunk by chunk as records are sent.
     """
 
     __slots__ = ("done", "errors", "offsets", "partitions")
 
-    def __init__(self, size: int) -> None:
-        self.partitions: list[int] = [0] * size
-        self.offsets: list[int] = [-1] * size
+    def __init__(self) -> None:
+        self.partitions: list[int] = []
+        self.offsets: list[int] = []
         self.errors: list[tuple[int, KafkaError]] = []
         self.done: list[int] = []
+
+    def grow(self, size: int) -> None:
+        self.partitions += [0] * size
+        self.offsets += [-1] * size
 
     def report(self, index: int, err: KafkaError | None, msg: Message) -> None:
         if err is None:
@@ -160,7 +126,17 @@ class KafkaProducer:
                 )
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
-        """Store `records` and return where each went, in order.
+        """Store `records` and return where each went, in order (see `produce_stream`)."""
+        return self.produce_stream((records,))
+
+    def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
+        """Store the records of every chunk and return where each went, in order.
+
+        Each chunk is handed to librdkafka as soon as it is taken from `chunks`, so the
+        broker acknowledges early chunks while the caller is still building later ones;
+        the call returns once every record is acknowledged. If taking a chunk raises, the
+        records already sent are awaited first, then the error is raised with a note
+        saying how many were stored.
 
         Raises:
             BrokerUnavailable: no broker answered within `connect_timeout` (nothing was sent).
@@ -169,24 +145,40 @@ class KafkaProducer:
             DeliveryUncertain: every failed record may have been stored (timeouts).
             PublishError: records were refused; the message counts them and says why.
         """
-        if not records:
-            return []
-        self._prepare(records)
-        batch = _Batch(len(records))
-        with gc_paused(len(records)):
-            refused, sent = self._send(records, batch)
+        records: list[OutgoingRecord] = []
+        batch = _Batch()
+        refused: dict[int, KafkaException] = {}
+        sent = 0
+        try:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                self._prepare(chunk)
+                batch.grow(len(chunk))
+                sent += self._send(chunk, batch, len(records), refused)
+                records += chunk
+        except Exception as exc:
+            if sent:
+                self._await(batch, sent)
+                stored = sent - len(batch.errors)
+                exc.add_note(f"{stored} records sent before this error were stored in Kafka.")
+            raise
         self._await(batch, sent)
         with gc_paused(len(records)):
             return self._results(records, batch, refused)
 
     def _send(
-        self, records: Sequence[OutgoingRecord], batch: _Batch
-    ) -> tuple[dict[int, KafkaException], int]:
+        self,
+        records: Sequence[OutgoingRecord],
+        batch: _Batch,
+        base: int,
+        refused: dict[int, KafkaException],
+    ) -> int:
+        """Hand `records` (indexes from `base` on) to librdkafka; return how many it took."""
         report = batch.report
         produce = self._producer.produce
-        refused: dict[int, KafkaException] = {}
         sent = 0
-        for i, rec in enumerate(records):
+        for i, rec in enumerate(records, base):
             headers: list[tuple[str, str | bytes | None]] | None = (
                 list(rec.headers) if rec.headers else None
             )
@@ -205,7 +197,7 @@ class KafkaProducer:
                 else:
                     sent += 1
                 break
-        return refused, sent
+        return sent
 
     def _await(self, batch: _Batch, sent: int) -> None:
         # flush() sends at once (ignoring linger.ms) and serves reports for every thread.
