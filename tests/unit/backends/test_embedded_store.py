@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -146,3 +147,31 @@ def test_processes_racing_to_create_the_store_and_a_topic_agree(tmp_path: Path) 
     offsets, counts = sorted(x for x in seen if x >= 0), {x for x in seen if x < 0}
     assert len(counts) == 1  # every racer sees the winner's partition count
     assert offsets == [0, 1, 2, 3]  # same key, same partition: one log, no lost append
+
+
+def test_bulk_writes_are_checkpointed_off_the_writer_thread(tmp_path: Path) -> None:
+    b = open_at(tmp_path)
+    b.ensure_topics([TopicSpec("t", partitions=2)])
+    value = b"x" * 1000
+    for _ in range(3):  # ~3 MB: far below the writers' own 32 MiB automatic checkpoint
+        b.produce([OutgoingRecord("t", str(i).encode(), value) for i in range(1000)])
+    checkpointer = b.store.checkpointer
+    deadline = time.monotonic() + 10
+    while checkpointer.rounds == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert checkpointer.rounds >= 1
+    # The records were copied from the WAL into the database file itself.
+    assert b.path.stat().st_size > 2_000_000
+    threads = [t for t in threading.enumerate() if t.name == "tidings-embedded-checkpoint"]
+    assert threads
+    b.close()
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_headers_memo_encodes_like_a_fresh_encoding() -> None:
+    memo: dict[tuple[str, bytes], bytes] = {}
+    first = (("ce_type", b"A"), ("ce_id", b"1"))
+    second = (("ce_type", b"A"), ("ce_id", b"2"), ("x", b""))
+    assert encode_headers(first, memo) == encode_headers(first)
+    assert encode_headers(second, memo) == encode_headers(second)
+    assert decode_headers(encode_headers(second, memo)) == second

@@ -139,6 +139,7 @@ class EmbeddedBackend:
         delayed: list[DelayedRow] = []
         placed: list[tuple[str, int, bool]] = []
         cache = self._partition_cache
+        memo: dict[tuple[str, bytes], bytes] = {}
         # The fast publish path: keep per-record work to dict lookups and one encode.
         for rec in records:
             topic = rec.topic
@@ -163,7 +164,7 @@ class EmbeddedBackend:
                     f"Topic {topic!r} has {len(meta.pids)} partitions; partition {partition} "
                     "does not exist."
                 )
-            headers = encode_headers(rec.headers) if rec.headers else None
+            headers = encode_headers(rec.headers, memo) if rec.headers else None
             due = rec.deliver_at
             if due is not None and due > now:
                 delayed.append((due, topic, partition, key, rec.value, headers))
@@ -176,6 +177,7 @@ class EmbeddedBackend:
             offsets = iter(Log.append(conn, rows, self.clock.time()) if rows else ())
             if delayed:
                 Delays.schedule(conn, delayed)
+        self.store.checkpointer.wrote(sum([len(row[2] or b"") for row in rows]))
         if delayed:
             with self._due_lock:
                 first = min(d[0] for d in delayed)

@@ -15,19 +15,29 @@ from tidings.records import Headers
 
 _FORMAT: Final = 1
 _ENTRY: Final = struct.Struct(">HI")
+_HEAD: Final = bytes([_FORMAT])
 
 
-def encode_headers(headers: Headers) -> bytes | None:
-    """Return the stored form of `headers` (None when there are none)."""
+def encode_headers(
+    headers: Headers, memo: dict[tuple[str, bytes], bytes] | None = None
+) -> bytes | None:
+    """Return the stored form of `headers` (None when there are none).
+
+    `memo` keeps the encoded entry of each header seen before: a batch of events shares
+    most of its headers (type, source, time, content type), so each is encoded once.
+    """
     if not headers:
         return None
-    parts = [b"\x01"]
-    pack = _ENTRY.pack
-    for name, value in headers:
-        raw = name.encode()
-        parts.append(pack(len(raw), len(value)))
-        parts.append(raw)
-        parts.append(value)
+    if memo is None:
+        memo = {}
+    parts = [_HEAD]
+    for header in headers:
+        entry = memo.get(header)
+        if entry is None:
+            name, value = header
+            raw = name.encode()
+            entry = memo[header] = _ENTRY.pack(len(raw), len(value)) + raw + value
+        parts.append(entry)
     return b"".join(parts)
 
 

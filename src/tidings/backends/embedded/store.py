@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
 
+from tidings.backends.embedded.checkpoint import BACKSTOP_PAGES, Checkpointer
 from tidings.backends.embedded.schema import SCHEMA, SCHEMA_VERSION
 from tidings.exceptions import BrokerError, ConfigurationError, StorageError, StorageFull
 
@@ -65,6 +66,8 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
         self._closed = False
+        self.checkpointer = Checkpointer(self.connect, self.discard)
+        """Copies the WAL into the database file off the writers' threads (`wrote`)."""
         self._prepare_directory()
         conn = self.connect()
         try:
@@ -106,6 +109,7 @@ class Store:
             conn.execute("PRAGMA cache_size = -16000")
             # After a huge batch, shrink the WAL file back once it is checkpointed.
             conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
             conn.execute("PRAGMA foreign_keys = OFF")
             if self.max_page_count is not None:
                 conn.execute(f"PRAGMA max_page_count = {int(self.max_page_count)}")
@@ -179,6 +183,7 @@ class Store:
 
     def close(self) -> None:
         """Close every connection this store opened."""
+        self.checkpointer.close()
         with self._pool_lock:
             self._closed = True
             conns, self._all, self._pool = self._all, [], []
