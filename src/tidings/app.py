@@ -263,7 +263,11 @@ class App:
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:
-        """Awaitable twin of `publish`; the broker I/O runs off the event loop."""
+        """Awaitable twin of `publish`; never blocks the event loop.
+
+        On Kafka it awaits the delivery report without holding a thread; on the embedded
+        broker the commit runs in the loop's default executor.
+        """
         return await self._publisher.publish_async(
             topic, event, key=key, headers=headers, delay=delay, at=at
         )
@@ -274,7 +278,10 @@ class App:
         """Publish many events in one batch: items are events or (key, event) pairs.
 
         Much faster than one `publish` per event; returns when all are durable. If any
-        fails, PublishError says how many and why (the others may be stored).
+        fails, PublishError says how many and why (the others may be stored). On Kafka,
+        events are sent 1,000 at a time while the rest are encoded: an event refused while
+        encoding (EventTooLarge) leaves the events before it stored, and the exception's
+        note says how many. The embedded broker stores the whole call or nothing.
         """
         return self._publisher.publish_many(topic, events, delay=delay)
 

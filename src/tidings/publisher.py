@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeAlias
@@ -192,7 +191,7 @@ class Publisher:
         at: datetime | None = None,
     ) -> Published:
         record, eid = self.build(topic, event, key=key, headers=headers, delay=delay, at=at)
-        (meta,) = await asyncio.to_thread(self._backend().produce, [record])
+        (meta,) = await self._backend().produce_async([record])
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
     def publish_many(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 
 import pytest
 
 from tests.helpers import wait_until
-from tidings import App, Event, EventTooLarge
+from tidings import App, Event, EventTooLarge, Published
 from tidings.partitioner import partition_for
 from tidings.publisher import STREAM_CHUNK
 from tidings.records import Record
@@ -111,4 +112,23 @@ def test_a_delayed_batch_larger_than_a_chunk_arrives_whole(
         ]
         wait_until(lambda: len(seen) == count, 60, "every delayed event handled")
     assert seen == set(range(count))
+    app.close()
+
+
+def test_publish_async_keeps_many_publishes_in_flight(broker_url: str, topic_name: str) -> None:
+    app = App("contract", broker=broker_url)
+    topic = app.topic(topic_name, partitions=3)
+    count = 300
+
+    async def publish_all() -> list[Published]:
+        await app.publish_async(topic, Parcel(n=-1), key="warm")
+        return await asyncio.gather(
+            *(app.publish_async(topic, Parcel(n=i), key=f"k{i}") for i in range(count))
+        )
+
+    published = asyncio.run(publish_all())
+    assert len({(p.partition, p.offset) for p in published}) == count
+    records = {(r.partition, r.offset): r for r in read_all(app, topic_name, count + 1)}
+    for i, p in enumerate(published):
+        assert Parcel.model_validate_json(records[(p.partition, p.offset)].value or b"").n == i
     app.close()

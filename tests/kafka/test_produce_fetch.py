@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.conftest import require_kafka
 from tests.kafka.conftest import Recorder
+from tidings import App, Event, Published
 from tidings.backends.kafka import KafkaBackend
 from tidings.backends.memory import MemoryBackend
 from tidings.partitioner import partition_for
 from tidings.records import OutgoingRecord, Record, TopicPartition, TopicSpec
 
 pytestmark = pytest.mark.kafka
+
+
+class Ping(Event):
+    n: int
 
 
 def drain(consumer: object, want: int, timeout: float = 15.0) -> list[Record]:
@@ -121,3 +129,27 @@ def test_pause_resume_and_seek(backend: KafkaBackend, topic_name: str, group_nam
         ]
     finally:
         c.close()
+
+
+def test_publish_async_holds_no_thread_per_publish(topic_name: str) -> None:
+    """Delivery reports complete the awaiting futures: the executor is not used per call."""
+    app = App("async-pub", broker=f"kafka://{require_kafka()}")
+    topic = app.topic(topic_name, partitions=2)
+    submitted: list[object] = []
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            submitted.append(fn)
+            return super().submit(fn, *args, **kwargs)
+
+    async def publish_all() -> list[Published]:
+        asyncio.get_running_loop().set_default_executor(Counting(max_workers=1))
+        await app.publish_async(topic, Ping(n=-1))  # connects and learns the topic
+        warm = len(submitted)
+        done = await asyncio.gather(*(app.publish_async(topic, Ping(n=i)) for i in range(200)))
+        assert len(submitted) == warm
+        return done
+
+    published = asyncio.run(publish_all())
+    assert len({(p.partition, p.offset) for p in published}) == 200
+    app.close()

@@ -118,6 +118,9 @@ class Backend(Protocol):
         every record that failed; never drops a record silently.
         """
 
+    async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """`produce` for the event loop: awaits durability without blocking the loop."""
+
     def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
         """`produce` for records built chunk by chunk, in one call.
 

@@ -91,6 +91,10 @@ class MemoryBackend:
             topic = self._topics[name]
         return topic
 
+    async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """`produce`: storing in memory never blocks."""
+        return self.produce(records)
+
     def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
         """Gather every chunk, then store them all at once (all or none)."""
         return self.produce([record for chunk in chunks for record in chunk])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
@@ -115,6 +116,10 @@ class EmbeddedBackend:
                     f"Topic {spec.name!r} needs at least 1 partition, not {spec.partitions}."
                 )
         self.log.ensure(specs, self.clock.time())
+
+    async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """`produce` in a worker thread: a SQLite commit blocks, the event loop must not."""
+        return await asyncio.to_thread(self.produce, records)
 
     def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
         """Gather every chunk, then store them all in one transaction (all or none)."""

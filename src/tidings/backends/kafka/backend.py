@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -55,6 +56,12 @@ class KafkaBackend:
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         return self.produce_stream((records,))
+
+    async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        now = self.clock.time()
+        if any(r.deliver_at is not None and r.deliver_at > now for r in records):
+            return await asyncio.to_thread(self.produce, records)  # delays: rare, may block
+        return await self._producer.produce_async(records)
 
     def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
         now = self.clock.time()

@@ -9,10 +9,13 @@ report finds its record), which keeps bulk publishing close to raw librdkafka sp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -44,6 +47,9 @@ UNCERTAIN = frozenset(
 )
 
 
+_poller_lock = threading.Lock()
+
+
 class _Batch:
     """Collects the delivery reports of one `produce` call (from whichever thread polls).
 
@@ -52,13 +58,17 @@ class _Batch:
     else the batch does. The lists grow chunk by chunk as records are sent.
     """
 
-    __slots__ = ("done", "errors", "offsets", "partitions")
+    __slots__ = ("done", "errors", "expected", "offsets", "on_complete", "partitions")
 
     def __init__(self) -> None:
         self.partitions: list[int] = []
         self.offsets: list[int] = []
         self.errors: list[tuple[int, KafkaError]] = []
         self.done: list[int] = []
+        self.expected = -1
+        """Reports to wait for, once every record is sent (-1 before)."""
+        self.on_complete: Callable[[], None] | None = None
+        """Called (from the polling thread) when the last expected report is in; maybe twice."""
 
     def grow(self, size: int) -> None:
         self.partitions += [0] * size
@@ -71,6 +81,14 @@ class _Batch:
         else:
             self.errors.append((index, err))
         self.done.append(index)  # list.append is atomic under the GIL; a counter is not
+        if self.on_complete is not None and len(self.done) == self.expected:
+            self.on_complete()
+
+    def expect(self, sent: int) -> None:
+        """Say how many reports will come; completes at once if they are all in already."""
+        self.expected = sent
+        if self.on_complete is not None and len(self.done) == sent:
+            self.on_complete()
 
 
 class KafkaProducer:
@@ -88,6 +106,8 @@ class KafkaProducer:
             raise config_error(exc, settings, "producer") from exc
         self._healthy = False
         """A broker answered since the producer started or last lost every broker."""
+        self._poller: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -199,6 +219,65 @@ class KafkaProducer:
                 break
         return sent
 
+    async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """`produce` for the event loop: hands records to librdkafka and awaits their reports.
+
+        No thread waits per call: a delivery thread serves librdkafka's reports and
+        completes the awaiting futures, so thousands of publishes can be in flight. When
+        the first call would block (broker not reached yet, a topic to look up or create,
+        explicit partitions to check), it runs in a worker thread instead.
+        """
+        if not records:
+            return []
+        if not self._healthy or any(
+            r.partition is not None or r.topic not in self.admin.known_topics for r in records
+        ):
+            return await asyncio.to_thread(self.produce, records)
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+
+        def complete() -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        def wake() -> None:  # on the thread that served the last report
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                loop.call_soon_threadsafe(complete)
+
+        batch = _Batch()
+        batch.on_complete = wake
+        batch.grow(len(records))
+        refused: dict[int, KafkaException] = {}
+        self._serve_reports()
+        batch.expect(self._send(records, batch, 0, refused))
+        try:
+            await asyncio.wait_for(finished, self.settings.delivery_timeout + 5)
+        except TimeoutError:
+            raise DeliveryUncertain(
+                f"{batch.expected - len(batch.done)} of {batch.expected} records got no "
+                f"delivery report from Kafka at {self.settings.servers} within "
+                f"{self.settings.delivery_timeout:g} s; they may or may not be stored."
+            ) from None
+        return self._results(records, batch, refused)
+
+    def _serve_reports(self) -> None:
+        """Start the thread that serves delivery reports for async publishes (once)."""
+        if self._poller is not None:
+            return
+        with _poller_lock:
+            if self._poller is None:
+                self._poller = threading.Thread(
+                    target=self._poll_reports, name="tidings-kafka-delivery", daemon=True
+                )
+                self._poller.start()
+
+    def _poll_reports(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._producer.poll(0.05)  # waits in librdkafka with the GIL released
+            except Exception:  # a callback raised: report it, keep serving the others
+                LOG.exception("Kafka delivery report handling failed")
+
     def _await(self, batch: _Batch, sent: int) -> None:
         # flush() sends at once (ignoring linger.ms) and serves reports for every thread.
         deadline = time.monotonic() + self.settings.delivery_timeout + 5
@@ -273,6 +352,9 @@ class KafkaProducer:
     def close(self) -> None:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
         left = self._producer.flush(self.settings.delivery_timeout)
+        self._closing.set()
+        if self._poller is not None:
+            self._poller.join(1.0)
         if left:
             LOG.error(
                 "Kafka producer closed with %d records undelivered to %s after %g s.",
