@@ -24,11 +24,15 @@ sharing a cluster; default none). A property librdkafka does not know raises
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from confluent_kafka import KafkaError
+
+from tidings.backends.kafka.logs import QUIET
 from tidings.exceptions import ConfigurationError
 
 CONFIG_DOCS = "https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md"
@@ -82,7 +86,7 @@ class KafkaSettings:
     """Where each passed-through property came from, for error messages."""
 
     def producer_config(self) -> dict[str, object]:
-        conf: dict[str, object] = {"bootstrap.servers": self.servers}
+        conf: dict[str, object] = {"bootstrap.servers": self.servers, "logger": QUIET}
         conf.update(PRODUCER_DEFAULTS)
         conf["message.timeout.ms"] = int(self.delivery_timeout * 1000)
         conf.update(self.common)
@@ -90,7 +94,7 @@ class KafkaSettings:
         return conf
 
     def consumer_config(self, group_id: str, *, start: str) -> dict[str, object]:
-        conf: dict[str, object] = {"bootstrap.servers": self.servers}
+        conf: dict[str, object] = {"bootstrap.servers": self.servers, "logger": QUIET}
         conf.update(CONSUMER_DEFAULTS)
         conf["auto.offset.reset"] = start
         conf.update(self.common)
@@ -99,9 +103,14 @@ class KafkaSettings:
         return conf
 
     def admin_config(self) -> dict[str, object]:
-        conf: dict[str, object] = {"bootstrap.servers": self.servers}
+        conf: dict[str, object] = {"bootstrap.servers": self.servers, "logger": QUIET}
+        conf["error_cb"] = _admin_error
         conf.update(self.common)
         return conf
+
+
+def _admin_error(err: KafkaError) -> None:
+    QUIET.log(logging.ERROR if err.fatal() else logging.WARNING, "Kafka admin: %s", err.str())
 
 
 def property_name(name: str) -> str:

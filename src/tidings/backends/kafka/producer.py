@@ -23,6 +23,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from tidings.backends.kafka.admin import KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import describe, kafka_error, translate
+from tidings.backends.kafka.logs import QUIET
 from tidings.exceptions import (
     ConfigurationError,
     DeliveryUncertain,
@@ -99,7 +100,6 @@ class KafkaProducer:
         self.admin = admin
         conf = settings.producer_config()
         conf.setdefault("error_cb", self._on_error)
-        conf.setdefault("logger", LOG)
         try:
             self._producer = Producer(conf)
         except (KafkaException, TypeError, ValueError) as exc:
@@ -113,7 +113,7 @@ class KafkaProducer:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._healthy = False
         level = logging.ERROR if err.fatal() else logging.WARNING
-        LOG.log(level, "Kafka producer: %s", err.str())
+        QUIET.log(level, "Kafka producer: %s", err.str())
 
     def _prepare(self, records: Sequence[OutgoingRecord]) -> None:
         """Fail fast: broker unreachable, missing topics (created), partitions out of range."""
