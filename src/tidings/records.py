@@ -17,9 +17,12 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A record as stored by a backend and handed to the runtime."""
+class Record(NamedTuple):
+    """A record as stored by a backend and handed to the runtime.
+
+    A NamedTuple rather than a frozen dataclass: every fetched event builds one, and a
+    NamedTuple costs a third as much to create.
+    """
 
     topic: str
     partition: int

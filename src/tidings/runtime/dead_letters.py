@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import traceback
-from dataclasses import replace
 
 from tidings.records import Headers, OutgoingRecord, Record
 from tidings.wire import format_time
@@ -63,8 +62,7 @@ def original(record: Record) -> Record:
     if topic is None:
         return record
     headers = tuple((k, v) for k, v in record.headers if k not in RETRY_HEADERS)
-    return replace(
-        record,
+    return record._replace(
         topic=topic.decode(),
         partition=int(record.header(H_RETRY_PARTITION) or b"0"),
         offset=int(record.header(H_RETRY_OFFSET) or b"0"),
