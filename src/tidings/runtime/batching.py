@@ -41,24 +41,23 @@ async def run_batches(route: Route) -> None:
                 await asyncio.wait_for(route._wake.wait(), remaining)
             except TimeoutError:
                 break
-        tps = {d.tp for d in items}
+        parts = {d.run.part for d in items}
         route.running += 1
-        for tp in tps:
-            route.owner.started(tp)
+        for part in parts:
+            part.running += 1
         try:
             await _run(route, items)
         finally:
             route.running -= 1
-            for tp in tps:
-                route.owner.ended(tp)
+            for part in parts:
+                part.running -= 1
 
 
 async def _run(route: Route, items: list[Delivery]) -> None:
-    owner = route.owner
+    finish = route.owner.tracker.finish_at
     good: list[Delivery] = []
     for d in items:
-        rec = d.record
-        if not owner.is_current(d.tp, d.epoch):
+        if not d.run.part.live:
             continue
         try:
             d.event = route._decode(d)
@@ -67,7 +66,7 @@ async def _run(route: Route, items: list[Delivery]) -> None:
             continue
         if d.event is None:
             route.stats.skipped += 1
-            owner.finish(d.tp, rec.offset, d.epoch)
+            finish(d.run, d.index)
             continue
         good.append(d)
     if not good:
@@ -90,7 +89,7 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
     spec = route.spec
     last = batch[-1]
     while True:
-        if route._stopping or not route.owner.is_current(last.tp, last.epoch):
+        if route._stopping or not last.run.part.live:
             raise asyncio.CancelledError  # abandoned: redelivered after restart/rebalance
         ctx = route._context(last) if spec.handler.takes_context else None
         try:
@@ -107,6 +106,7 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
             continue
         route.stats.handled += len(batch)
         route.stats.batches += 1
+        finish = route.owner.tracker.finish_at
         for d in batch:
-            route.owner.finish(d.tp, d.record.offset, d.epoch)
+            finish(d.run, d.index)
         return None

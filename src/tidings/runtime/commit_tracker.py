@@ -1,38 +1,90 @@
-"""Which offsets may be committed: only the contiguous prefix of finished ones."""
+"""Which offsets may be committed: only the contiguous prefix of finished ones.
+
+Bookkeeping is per fetched run (the records of one partition in one fetch), not per
+event: `track_runs` costs one object per run, and a finish marks one flag in its run.
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 from tidings.records import Record, TopicPartition
 
 
-class _Partition:
-    __slots__ = ("done", "epoch", "pending", "sizes", "uncommitted")
+class Partition:
+    """The tracked state of one assignment (epoch) of a partition."""
 
-    def __init__(self, epoch: int) -> None:
-        self.pending: deque[int] = deque()
-        self.sizes: dict[int, int] = {}
-        self.done: set[int] = set()
-        self.uncommitted: int | None = None
+    __slots__ = ("epoch", "gone", "live", "running", "runs", "tp", "uncommitted", "unfinished")
+
+    def __init__(self, tp: TopicPartition, epoch: int) -> None:
+        self.tp = tp
         self.epoch = epoch
+        self.runs: deque[Run] = deque()
+        self.unfinished = 0
+        self.running = 0
+        """Handlers running on this partition now (kept by the event loop thread)."""
+        self.uncommitted: int | None = None
+        self.live = True
+        """False once a revocation began: start nothing new from this assignment."""
+        self.gone = False
+        """True once revoked: finishes from this assignment are ignored."""
+
+
+class Run:
+    """Records `records[start:start + size]` of one fetch, all of one partition.
+
+    `done[i]` flags the finished ones; `head` is the first unfinished index, so everything
+    before it is committable once every earlier run of the partition is done.
+    """
+
+    __slots__ = ("done", "head", "left", "nbytes", "part", "records", "size", "start")
+
+    def __init__(
+        self, part: Partition, records: Sequence[Record], start: int, size: int, nbytes: int
+    ) -> None:
+        self.part = part
+        self.records = records
+        self.start = start
+        self.size = size
+        self.done = bytearray(size)
+        self.head = 0
+        self.left = size
+        self.nbytes = nbytes
+
+    @property
+    def epoch(self) -> int:
+        return self.part.epoch
+
+
+_KEY = itemgetter(Record._fields.index("key"))  # Record is a NamedTuple
+_VALUE = itemgetter(Record._fields.index("value"))
+
+
+def _nbytes(records: Sequence[Record]) -> int:
+    """Return the key and value bytes of `records` (C-level loops: once per event)."""
+    return sum(map(len, filter(None, map(_VALUE, records)))) + sum(
+        map(len, filter(None, map(_KEY, records)))
+    )
 
 
 class CommitTracker:
     """Tracks in-flight offsets per partition; thread-safe.
 
-    Offsets of one partition are tracked in fetch order. `finish` may come in any order;
+    Offsets of one partition are tracked in fetch order. Finishes may come in any order;
     the committable position only advances over a contiguous run of finished offsets, so a
     slow event holds back the commit (never skipped), while later ones may finish first.
     Each assignment of a partition has an epoch: finishing an offset from an older epoch
     (work that outlived a revocation) is ignored.
+
+    In-flight bytes are released per run, when its last event finishes.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._parts: dict[TopicPartition, _Partition] = {}
+        self._parts: dict[TopicPartition, Partition] = {}
         self._epochs: dict[TopicPartition, int] = {}
         self._in_flight = 0
         self._bytes = 0
@@ -40,37 +92,88 @@ class CommitTracker:
     def epoch(self, tp: TopicPartition) -> int:
         return self._epochs.get(tp, 0)
 
+    def track_runs(self, records: Sequence[Record]) -> list[Run]:
+        """Start tracking fetched records; return them split into runs of one partition."""
+        runs: list[Run] = []
+        n = len(records)
+        if not n:
+            return runs
+        with self._lock:
+            parts = self._parts
+            start = 0
+            while start < n:
+                first = records[start]
+                topic, partition = first.topic, first.partition
+                end = start + 1
+                while end < n:
+                    rec = records[end]
+                    if rec.partition != partition or rec.topic != topic:
+                        break
+                    end += 1
+                tp = TopicPartition(topic, partition)
+                part = parts.get(tp)
+                if part is None:
+                    part = parts[tp] = Partition(tp, self._epochs.get(tp, 0))
+                nbytes = _nbytes(records[start:end] if start or end < n else records)
+                run = Run(part, records, start, end - start, nbytes)
+                part.runs.append(run)
+                part.unfinished += run.size
+                self._bytes += nbytes
+                runs.append(run)
+                start = end
+            self._in_flight += n
+        return runs
+
     def track(self, records: Sequence[Record]) -> list[int]:
         """Start tracking fetched records; return each one's epoch."""
-        epochs: list[int] = []
+        return [run.part.epoch for run in self.track_runs(records) for _ in range(run.size)]
+
+    def finish_at(self, run: Run, index: int) -> None:
+        """Mark `run`'s record number `index` handled (or dead-lettered, or skipped)."""
         with self._lock:
-            for rec in records:
-                tp = TopicPartition(rec.topic, rec.partition)
-                part = self._parts.get(tp)
-                if part is None:
-                    part = self._parts[tp] = _Partition(self._epochs.get(tp, 0))
-                part.pending.append(rec.offset)
-                size = len(rec.value or b"") + len(rec.key or b"")
-                part.sizes[rec.offset] = size
-                self._bytes += size
-                epochs.append(part.epoch)
-            self._in_flight += len(records)
-        return epochs
+            part = run.part
+            done = run.done
+            if part.gone or done[index]:
+                return  # revoked meanwhile (or finished twice)
+            done[index] = 1
+            part.unfinished -= 1
+            self._in_flight -= 1
+            run.left -= 1
+            if not run.left:
+                self._bytes -= run.nbytes
+            if index != run.head:
+                return
+            head, size = index + 1, run.size
+            while head < size and done[head]:
+                head += 1
+            run.head = head
+            runs = part.runs
+            if runs[0] is not run:
+                return
+            while True:
+                if run.head:
+                    part.uncommitted = run.records[run.start + run.head - 1].offset + 1
+                if run.head < run.size:
+                    return
+                runs.popleft()
+                if not runs:
+                    return
+                run = runs[0]
 
     def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
-        """Mark one offset handled (or dead-lettered, or skipped)."""
+        """Mark one offset handled, by partition and offset (the slow way)."""
         with self._lock:
             part = self._parts.get(tp)
             if part is None or part.epoch != epoch:
                 return
-            part.done.add(offset)
-            self._in_flight -= 1
-            self._bytes -= part.sizes.pop(offset, 0)
-            pending, done = part.pending, part.done
-            while pending and pending[0] in done:
-                head = pending.popleft()
-                done.discard(head)
-                part.uncommitted = head + 1
+            found = [
+                (run, i)
+                for run in part.runs
+                for i in range(run.size)
+                if run.records[run.start + i].offset == offset
+            ]
+        for run, i in found[:1]:
+            self.finish_at(run, i)
 
     def take_committable(
         self, only: Iterable[TopicPartition] | None = None
@@ -86,6 +189,19 @@ class CommitTracker:
                     part.uncommitted = None
         return out
 
+    def stop_starting(self, tps: Iterable[TopicPartition]) -> None:
+        """A revocation begins: work of `tps` not started yet must not start."""
+        with self._lock:
+            for tp in tps:
+                part = self._parts.get(tp)
+                if part is not None:
+                    part.live = False
+
+    def running(self, tps: Iterable[TopicPartition]) -> int:
+        """Return how many handlers run on `tps` now."""
+        parts = self._parts
+        return sum(p.running for p in (parts.get(tp) for tp in tps) if p is not None)
+
     def revoke(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """Stop tracking `tps` (a new epoch starts); return their last committable offsets."""
         tps = list(tps)
@@ -94,8 +210,10 @@ class CommitTracker:
             for tp in tps:
                 part = self._parts.pop(tp, None)
                 if part is not None:
-                    self._in_flight -= len(part.pending) - len(part.done)
-                    self._bytes -= sum(part.sizes.values())
+                    part.live = False
+                    part.gone = True
+                    self._in_flight -= part.unfinished
+                    self._bytes -= sum(run.nbytes for run in part.runs if run.left)
                 self._epochs[tp] = self._epochs.get(tp, 0) + 1
         return out
 
@@ -105,15 +223,15 @@ class CommitTracker:
             if tp is None:
                 return self._in_flight
             part = self._parts.get(tp)
-            return 0 if part is None else len(part.pending) - len(part.done)
+            return 0 if part is None else part.unfinished
 
     def in_flight_bytes(self) -> int:
-        """Return the key and value bytes of fetched events that are not finished."""
+        """Return the key and value bytes of fetched runs that are not finished."""
         return self._bytes
 
     def in_flight_by_partition(self) -> dict[TopicPartition, int]:
         with self._lock:
-            return {tp: len(p.pending) - len(p.done) for tp, p in self._parts.items()}
+            return {tp: p.unfinished for tp, p in self._parts.items()}
 
     def is_current(self, tp: TopicPartition, epoch: int) -> bool:
         """Return whether work fetched in `epoch` still belongs to this process."""

@@ -20,7 +20,7 @@ from typing import Any
 from tidings.backends.base import Backend, ConsumerHandle
 from tidings.clock import Clock
 from tidings.records import Record, TopicPartition
-from tidings.runtime.commit_tracker import CommitTracker
+from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
 from tidings.runtime.route import Cancellable, Route
 from tidings.runtime.spec import ConsumerSpec
@@ -74,8 +74,6 @@ class GroupWorker:
         self._global_pause = False
         self._stop_lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
-        self._revoking: set[TopicPartition] = set()
-        self._running: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
         self._handle: ConsumerHandle | None = None
@@ -132,18 +130,6 @@ class GroupWorker:
         return snap
 
     # -- RouteOwner (event loop thread) --------------------------------------------------
-
-    def is_current(self, tp: TopicPartition, epoch: int) -> bool:
-        return tp not in self._revoking and self.tracker.is_current(tp, epoch)
-
-    def started(self, tp: TopicPartition) -> None:
-        self._running[tp] = self._running.get(tp, 0) + 1
-
-    def ended(self, tp: TopicPartition) -> None:
-        self._running[tp] -= 1
-
-    def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None:
-        self.tracker.finish(tp, offset, epoch)
 
     def stop_partition(self, record: Record, reason: str) -> None:
         tp = TopicPartition(record.topic, record.partition)
@@ -224,16 +210,15 @@ class GroupWorker:
     def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
         # Start nothing new on these partitions, give running handlers a moment to finish
         # (fewer redeliveries for the next owner), then commit what is done and let go.
-        self._revoking.update(partitions)
+        self.tracker.stop_starting(partitions)
         deadline = self.clock.monotonic() + self.revoke_grace
-        while any(self._running.get(tp) for tp in partitions) and not self._abort:
+        while self.tracker.running(partitions) and not self._abort:
             if self.clock.monotonic() >= deadline:
                 break
             time.sleep(0.005)
         offsets = self.tracker.revoke(partitions)
         self._positions.update(offsets)
         offsets = {tp: self._positions.pop(tp) for tp in partitions if tp in self._positions}
-        self._revoking.difference_update(partitions)
         handle = self._handle
         if offsets and handle is not None:
             try:
@@ -280,8 +265,8 @@ class GroupWorker:
                 next_commit = self.clock.monotonic() + self.commit_interval
             records = handle.fetch(self.fetch_max, self.poll_timeout)
             if records:
-                epochs = self.tracker.track(records)
-                loop.call_soon_threadsafe(self._dispatch, records, epochs)
+                runs = self.tracker.track_runs(records)
+                loop.call_soon_threadsafe(self._dispatch, runs)
         try:
             self._commit(handle, sync=True, everything=True)
         finally:
@@ -330,14 +315,16 @@ class GroupWorker:
             handle.resume(resume)
         self._bp_paused = want & self._assigned
 
-    def _dispatch(self, records: list[Record], epochs: list[int]) -> None:
+    def _dispatch(self, runs: list[Run]) -> None:
+        """Hand each fetched run to its topic's route (on the event loop thread)."""
         routes = self.routes
-        for rec, epoch in zip(records, epochs, strict=True):
-            route = routes.get(rec.topic)
-            if route is None:
-                self.finish(TopicPartition(rec.topic, rec.partition), rec.offset, epoch)
+        for run in runs:
+            route = routes.get(run.part.tp.topic)
+            if route is not None:
+                route.submit_run(run)
                 continue
-            route.submit(rec, epoch)
+            for i in range(run.size):
+                self.tracker.finish_at(run, i)
 
 
 def _fmt(partitions: Sequence[TopicPartition]) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import types
 import typing
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from tidings.events import Event
-from tidings.exceptions import HandlerSignatureError
+from tidings.exceptions import HandlerSignatureError, HandlerTimeout
 
 
 @dataclass(frozen=True)
@@ -121,3 +123,46 @@ def _event_classes(annotation: Any, name: str) -> frozenset[type[Event]] | None:
             )
         out.add(member)
     return frozenset(out)
+
+
+async def call_handler(
+    handler: HandlerInfo,
+    timeout: float | None,
+    executor: Executor | None,
+    payload: Any,
+    ctx: Any,
+) -> None:
+    """Run `handler` on `payload` (and `ctx` unless None): awaited, or on `executor`.
+
+    Raises:
+        HandlerTimeout: it ran longer than `timeout` seconds.
+    """
+    func = handler.func
+    args = (payload,) if ctx is None else (payload, ctx)
+    if handler.is_async:
+        if timeout is None:
+            await func(*args)
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await func(*args)
+        except TimeoutError:
+            raise HandlerTimeout(
+                f"{handler.name} ran longer than its timeout of {timeout:g} s"
+            ) from None
+        return
+    fut = asyncio.get_running_loop().run_in_executor(executor, _call_sync, func, args)
+    if timeout is None:
+        await fut
+        return
+    try:
+        await asyncio.wait_for(fut, timeout)
+    except TimeoutError:
+        raise HandlerTimeout(
+            f"{handler.name} ran longer than its timeout of {timeout:g} s (the thread keeps "
+            "running; make the handler honour a deadline)"
+        ) from None
+
+
+def _call_sync(func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    func(*args)

@@ -19,15 +19,15 @@ class Lanes(Generic[T]):
 
     def __init__(self) -> None:
         self.ready: deque[tuple[Hashable | None, T]] = deque()
-        self._busy: dict[Hashable, deque[T]] = {}
+        self.busy: dict[Hashable, deque[T]] = {}
 
     def submit(self, lane: Hashable | None, item: T) -> None:
         if lane is None:
             self.ready.append((None, item))
             return
-        waiting = self._busy.get(lane)
+        waiting = self.busy.get(lane)
         if waiting is None:
-            self._busy[lane] = deque()
+            self.busy[lane] = deque()
             self.ready.append((lane, item))
         else:
             waiting.append(item)
@@ -36,13 +36,13 @@ class Lanes(Generic[T]):
         """The lane's current item is done; make its next one ready."""
         if lane is None:
             return
-        waiting = self._busy.get(lane)
+        waiting = self.busy.get(lane)
         if waiting is None:
             return
         if waiting:
             self.ready.append((lane, waiting.popleft()))
         else:
-            del self._busy[lane]
+            del self.busy[lane]
 
     def requeue(self, lane: Hashable | None, item: T) -> None:
         """Make a parked item ready again (its lane stays busy meanwhile)."""

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pydantic_core import SchemaValidator
+
 from tidings.context import Context, context_headers
 from tidings.events import Event, event_class
-from tidings.exceptions import DecodeError, HandlerTimeout
+from tidings.exceptions import DecodeError
 from tidings.records import Record, TopicPartition
+from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import H_REPLAY_GROUP, H_RETRY_ATTEMPT, original
+from tidings.runtime.handlers import call_handler
 from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
@@ -27,14 +32,7 @@ class RouteOwner(Protocol):
     """What a route needs from its group worker."""
 
     group: str
-
-    def is_current(self, tp: TopicPartition, epoch: int) -> bool: ...
-
-    def finish(self, tp: TopicPartition, offset: int, epoch: int) -> None: ...
-
-    def started(self, tp: TopicPartition) -> None: ...
-
-    def ended(self, tp: TopicPartition) -> None: ...
+    tracker: CommitTracker
 
     def stop_partition(self, record: Record, reason: str) -> None: ...
 
@@ -59,16 +57,20 @@ class Cancellable(Protocol):
 
 @dataclass(slots=True)
 class Delivery:
-    """One fetched record on its way through a route."""
+    """One fetched record on its way through a route: record number `index` of `run`."""
 
     record: Record
-    epoch: int
-    tp: TopicPartition
+    run: Run
+    index: int
     etype: bytes | None
     ctype: bytes | None
     attempt: int = 1
     event: Event | None = None
     env: Envelope | None = None
+
+    @property
+    def tp(self) -> TopicPartition:
+        return self.run.part.tp
 
 
 class Route:
@@ -100,6 +102,15 @@ class Route:
         self._types = handler.type_names if handler.accepts is not None else None
         self._types_b = frozenset(t.encode() for t in self._types or ())
         self._group_b = owner.group.encode()
+        self._finish = owner.tracker.finish_at
+        plain = handler.is_async and not handler.takes_context and spec.timeout is None
+        self._fast: Callable[[bytes], Event] | None = None
+        if self._single is not None and plain and spec.batch is None:
+            validator = self._single.__pydantic_validator__  # skips a Python frame per event
+            if isinstance(validator, SchemaValidator):
+                self._fast = validator.validate_json
+            else:  # not built yet (forward references): pydantic builds it on first use
+                self._fast = self._single.model_validate_json
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -127,36 +138,57 @@ class Route:
 
     # -- intake ------------------------------------------------------------------------
 
-    def submit(self, record: Record, epoch: int) -> None:
-        """Take a fetched record (on the event loop thread)."""
-        self.stats.received += 1
-        tp = TopicPartition(record.topic, record.partition)
-        etype: bytes | None = None
-        ctype: bytes | None = None
-        for name, value in record.headers:
-            if name == H_TYPE:
-                etype = value
-            elif name == H_CONTENT_TYPE:
-                ctype = value
-            elif name == H_REPLAY_GROUP and value != self._group_b:
-                self._skip(tp, record.offset, epoch)
-                return
-        if self._types is not None and etype is not None and etype not in self._types_b:
-            self._skip(tp, record.offset, epoch)
-            return
-        lane: Hashable | None = None
-        if record.key is not None and self.spec.batch is None:
-            lane = (record.topic, record.key)
-        delivery = Delivery(record, epoch, tp, etype, ctype)
-        if record.topic != self.spec.topic:  # from the retry topic: carry the attempt on
-            delivery.attempt = int(record.header(H_RETRY_ATTEMPT) or b"1")
-        self.lanes.submit(lane, delivery)
-        if not self._wake.is_set():
-            self._wake.set()
+    def submit_run(self, run: Run) -> None:
+        """Take a fetched run of one partition (on the event loop thread).
 
-    def _skip(self, tp: TopicPartition, offset: int, epoch: int) -> None:
-        self.stats.skipped += 1
-        self.owner.finish(tp, offset, epoch)
+        One pass over the run: read the type headers, skip what is not for this consumer,
+        queue the rest in key lanes (Lanes.submit, inlined).
+        """
+        records, first, size = run.records, run.start, run.size
+        self.stats.received += size
+        types_b = self._types_b if self._types is not None else None
+        group_b = self._group_b
+        topic = run.part.tp.topic
+        retried = topic != self.spec.topic  # from the retry topic: carry the attempt on
+        keyed = self.spec.batch is None
+        ready, busy = self.lanes.ready, self.lanes.busy
+        skipped: list[int] = []
+        for i in range(size):
+            rec = records[first + i]
+            etype: bytes | None = None
+            ctype: bytes | None = None
+            skip = False
+            for name, value in rec.headers:
+                if name == H_TYPE:
+                    etype = value
+                elif name == H_CONTENT_TYPE:
+                    ctype = value
+                elif name == H_REPLAY_GROUP and value != group_b:
+                    skip = True
+                    break
+            if skip or (types_b is not None and etype is not None and etype not in types_b):
+                skipped.append(i)
+                continue
+            d = Delivery(rec, run, i, etype, ctype)
+            if retried:
+                d.attempt = int(rec.header(H_RETRY_ATTEMPT) or b"1")
+            key = rec.key
+            if key is None or not keyed:
+                ready.append((None, d))
+                continue
+            lane: Hashable = (topic, key) if retried else key
+            waiting = busy.get(lane)  # Lanes.submit, inlined
+            if waiting is None:
+                busy[lane] = deque()
+                ready.append((lane, d))
+            else:
+                waiting.append(d)
+        if skipped:
+            self.stats.skipped += len(skipped)
+            for i in skipped:
+                self._finish(run, i)
+        if ready and not self._wake.is_set():
+            self._wake.set()
 
     # -- workers -----------------------------------------------------------------------
 
@@ -171,24 +203,67 @@ class Route:
             await self._wake.wait()
 
     async def _worker(self) -> None:
+        """Run ready deliveries one at a time; the common case is inlined here.
+
+        The common case: JSON of the handler's one Event class, an async handler without
+        Context or timeout, no earlier attempt. Anything else (and any failure to decode,
+        which `_deliver` reports) takes `_deliver`.
+        """
+        ready, busy, wake = self.lanes.ready, self.lanes.busy, self._wake
+        finish, fast, stats = self._finish, self._fast, self.stats
+        func = self.spec.handler.func
         while True:
-            nxt = await self._next()
-            if nxt is None:
+            if self._stopping:
                 return
-            lane, delivery = nxt
-            tp = delivery.tp
+            if not ready:
+                wake.clear()
+                await wake.wait()
+                continue
+            lane, d = ready.popleft()
+            part = d.run.part
+            if not part.live:  # revoked: the next owner gets it
+                self.lanes.finish(lane)
+                continue
             self.running += 1
-            self.owner.started(tp)
+            part.running += 1
             try:
-                await self._deliver(lane, delivery)
+                event = None
+                if fast is not None and d.event is None and d.etype is not None:
+                    value = d.record.value
+                    if value is not None and d.ctype in (None, b"application/json"):
+                        try:
+                            event = fast(value)
+                        except Exception:
+                            event = None  # _deliver validates again and says why
+                if event is None:
+                    await self._deliver(lane, d)
+                    continue
+                d.event = event
+                try:
+                    await func(event)
+                except Exception as exc:
+                    await self._failed(lane, d, exc)
+                    continue
+                stats.handled += 1
+                if lane is not None:  # Lanes.finish, inlined
+                    waiting = busy.get(lane)
+                    if waiting:
+                        ready.append((lane, waiting.popleft()))
+                    elif waiting is not None:
+                        del busy[lane]
+                finish(d.run, d.index)
             finally:
                 self.running -= 1
-                self.owner.ended(tp)
+                part.running -= 1
+
+    async def _failed(self, lane: Hashable | None, d: Delivery, exc: Exception) -> None:
+        self.stats.failed_attempts += 1
+        if self.spec.retry.should_retry(exc, d.attempt):
+            await self._settle(lane, d, Outcome.RETRY, exc, "handler_error")
+        else:
+            await self._settle(lane, d, Outcome.DEAD_LETTER, exc, "handler_error")
 
     async def _deliver(self, lane: Hashable | None, d: Delivery) -> None:
-        if not self.owner.is_current(d.tp, d.epoch):
-            self.lanes.finish(lane)
-            return
         if d.event is None:
             try:
                 d.event = self._decode(d)
@@ -198,20 +273,16 @@ class Route:
             if d.event is None:
                 self.stats.skipped += 1
                 self.lanes.finish(lane)
-                self.owner.finish(d.tp, d.record.offset, d.epoch)
+                self._finish(d.run, d.index)
                 return
         try:
             await self._call(d.event, self._context(d) if self.spec.handler.takes_context else None)
         except Exception as exc:
-            self.stats.failed_attempts += 1
-            if self.spec.retry.should_retry(exc, d.attempt):
-                await self._settle(lane, d, Outcome.RETRY, exc, "handler_error")
-            else:
-                await self._settle(lane, d, Outcome.DEAD_LETTER, exc, "handler_error")
+            await self._failed(lane, d, exc)
             return
         self.stats.handled += 1
         self.lanes.finish(lane)
-        self.owner.finish(d.tp, d.record.offset, d.epoch)
+        self._finish(d.run, d.index)
 
     def _decode(self, d: Delivery) -> Event | None:
         """Validate the record into its Event; None if it is not for this handler.
@@ -256,33 +327,7 @@ class Route:
         )
 
     async def _call(self, payload: Any, ctx: Context | None) -> None:
-        func = self.spec.handler.func
-        args = (payload,) if ctx is None else (payload, ctx)
-        timeout = self.spec.timeout
-        if self.spec.handler.is_async:
-            if timeout is None:
-                await func(*args)
-                return
-            try:
-                async with asyncio.timeout(timeout):
-                    await func(*args)
-            except TimeoutError:
-                raise HandlerTimeout(
-                    f"{self.spec.handler.name} ran longer than its timeout of {timeout:g} s"
-                ) from None
-            return
-        loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._executor, _call_sync, func, args)
-        if timeout is None:
-            await fut
-            return
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            raise HandlerTimeout(
-                f"{self.spec.handler.name} ran longer than its timeout of {timeout:g} s (the "
-                "thread keeps running; make the handler honour a deadline)"
-            ) from None
+        await call_handler(self.spec.handler, self.spec.timeout, self._executor, payload, ctx)
 
     async def _settle(
         self,
@@ -315,7 +360,7 @@ class Route:
                               write_error)  # fmt: skip
                 else:
                     self.lanes.finish(lane)
-                    self.owner.finish(d.tp, rec.offset, d.epoch)
+                    self._finish(d.run, d.index)
                     return
             d.attempt += 1
             self._park(lane, d, delay)
@@ -339,7 +384,7 @@ class Route:
             return
         self.stats.dead_lettered += 1
         self.lanes.finish(lane)
-        self.owner.finish(d.tp, rec.offset, d.epoch)
+        self._finish(d.run, d.index)
 
     def _park(
         self,
@@ -369,7 +414,3 @@ class Route:
         from tidings.runtime.batching import run_batches
 
         await run_batches(self)
-
-
-def _call_sync(func: Callable[..., Any], args: tuple[Any, ...]) -> None:
-    func(*args)
