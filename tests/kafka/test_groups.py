@@ -71,6 +71,9 @@ def test_groups_report_lag_and_reset_moves_offsets(
 ) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=2)])
     backend.produce([OutgoingRecord(topic_name, None, b"old", partition=p) for p in (0, 1, 1)])
+    # Timestamps are milliseconds stamped at produce(); an ack can come back within the
+    # same millisecond, so keep `middle` clear of both batches.
+    time.sleep(0.05)
     middle = time.time()
     time.sleep(0.05)
     backend.produce([OutgoingRecord(topic_name, None, b"new", partition=p) for p in (0, 1)])

@@ -32,6 +32,7 @@ from confluent_kafka import TopicPartition as KafkaTP
 from tidings.backends.base import RebalanceListener
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import describe, kafka_error
+from tidings.backends.kafka.logs import QUIET
 from tidings.exceptions import BrokerError, TidingsError
 from tidings.records import Headers, Record, Start, TopicPartition
 
@@ -115,7 +116,6 @@ class KafkaConsumerHandle:
         if member_id is not None or "client.id" not in conf:
             conf["client.id"] = self.member_id  # how `groups()` names the member
         conf.setdefault("error_cb", self._on_error)
-        conf.setdefault("logger", LOG)
         conf.setdefault("on_commit", self._on_commit)
         try:
             self._consumer = Consumer(conf)
@@ -145,7 +145,7 @@ class KafkaConsumerHandle:
 
     def _on_error(self, err: KafkaError) -> None:
         level = logging.ERROR if err.fatal() else logging.WARNING
-        LOG.log(level, "Kafka consumer %s: %s", self.member_id, err.str())
+        QUIET.log(level, "Kafka consumer %s: %s", self.member_id, err.str())
 
     def _on_commit(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
         if err is not None and err.code() != KafkaError._NO_OFFSET:
