@@ -53,7 +53,8 @@ class App:
     I/O. `grace` bounds a graceful stop (seconds); `max_in_flight` and
     `max_in_flight_bytes` cap the fetched but unfinished events (and their key + value
     bytes) per group in this process: fetching pauses above either, which bounds memory and
-    the redeliveries after a crash. Other keyword options go to the backend (e.g.
+    the redeliveries after a crash. Bytes are released a fetched run (up to 500 records of
+    one partition) at a time, events one by one. Other keyword options go to the backend (e.g.
     ``config={...}`` librdkafka properties for Kafka, ``synchronous="FULL"`` for the
     embedded store).
     """
