@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -48,7 +49,8 @@ UNCERTAIN = frozenset(
 )
 
 
-_poller_lock = threading.Lock()
+FLUSH_SLICE = 0.002
+"""Seconds per `flush` call while waiting for delivery reports."""
 
 
 class _Batch:
@@ -107,7 +109,11 @@ class KafkaProducer:
         self._healthy = False
         """A broker answered since the producer started or last lost every broker."""
         self._poller: threading.Thread | None = None
+        self._poller_pid = 0
         self._closing = threading.Event()
+        self._async_lock = threading.Lock()
+        self._async_pending = 0
+        self._reports_wanted = threading.Event()
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -235,12 +241,16 @@ class KafkaProducer:
             return await asyncio.to_thread(self.produce, records)
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
+        settled = threading.Event()
 
         def complete() -> None:
             if not finished.done():
                 finished.set_result(None)
 
         def wake() -> None:  # on the thread that served the last report
+            if not settled.is_set():
+                settled.set()
+                self._async_done()
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                 loop.call_soon_threadsafe(complete)
 
@@ -248,9 +258,9 @@ class KafkaProducer:
         batch.on_complete = wake
         batch.grow(len(records))
         refused: dict[int, KafkaException] = {}
-        self._serve_reports()
-        batch.expect(self._send(records, batch, 0, refused))
+        self._async_started()
         try:
+            batch.expect(self._send(records, batch, 0, refused))
             await asyncio.wait_for(finished, self.settings.delivery_timeout + 5)
         except TimeoutError:
             raise DeliveryUncertain(
@@ -258,23 +268,43 @@ class KafkaProducer:
                 f"delivery report from Kafka at {self.settings.servers} within "
                 f"{self.settings.delivery_timeout:g} s; they may or may not be stored."
             ) from None
+        finally:
+            if not settled.is_set():
+                settled.set()
+                self._async_done()
         return self._results(records, batch, refused)
 
-    def _serve_reports(self) -> None:
-        """Start the thread that serves delivery reports for async publishes (once)."""
-        if self._poller is not None:
-            return
-        with _poller_lock:
-            if self._poller is None:
+    def _async_started(self) -> None:
+        """Count an async batch in flight; start or wake the delivery thread."""
+        with self._async_lock:
+            self._async_pending += 1
+            if self._poller is None or self._poller_pid != os.getpid():
+                self._poller_pid = os.getpid()
                 self._poller = threading.Thread(
-                    target=self._poll_reports, name="tidings-kafka-delivery", daemon=True
+                    target=self._serve_reports, name="tidings-kafka-delivery", daemon=True
                 )
                 self._poller.start()
+            self._reports_wanted.set()
 
-    def _poll_reports(self) -> None:
+    def _async_done(self) -> None:
+        with self._async_lock:
+            self._async_pending -= 1
+            if self._async_pending == 0:
+                self._reports_wanted.clear()
+
+    def _serve_reports(self) -> None:
+        """While async batches are in flight, flush in short slices; otherwise sleep.
+
+        `flush` rather than `poll`: while a thread is in it, librdkafka sends at once instead
+        of waiting `linger.ms`, so an awaited publish is as quick as a synchronous one. The
+        thread touches librdkafka only while async batches wait, so synchronous publishers
+        alone never share the report queue with it.
+        """
         while not self._closing.is_set():
+            if not self._reports_wanted.wait(0.5):
+                continue
             try:
-                self._producer.poll(0.05)  # waits in librdkafka with the GIL released
+                self._producer.flush(FLUSH_SLICE)  # waits with the GIL released
             except Exception:  # a callback raised: report it, keep serving the others
                 LOG.exception("Kafka delivery report handling failed")
 
@@ -291,7 +321,9 @@ class KafkaProducer:
                     f"{self.settings.delivery_timeout:g} s; they may or may not be stored. "
                     "Check the broker, then publish them again (consumers may see duplicates)."
                 )
-            flush(min(remaining, 0.1))
+            # Short slices: when another thread serves our last report, librdkafka's flush
+            # would otherwise keep waiting (up to 10 ms) for events that went elsewhere.
+            flush(min(remaining, FLUSH_SLICE))
 
     def _results(
         self,
@@ -353,7 +385,8 @@ class KafkaProducer:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
         left = self._producer.flush(self.settings.delivery_timeout)
         self._closing.set()
-        if self._poller is not None:
+        self._reports_wanted.set()
+        if self._poller is not None and self._poller_pid == os.getpid():
             self._poller.join(1.0)
         if left:
             LOG.error(
