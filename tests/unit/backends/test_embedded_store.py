@@ -153,7 +153,7 @@ def test_bulk_writes_are_checkpointed_off_the_writer_thread(tmp_path: Path) -> N
     b = open_at(tmp_path)
     b.ensure_topics([TopicSpec("t", partitions=2)])
     value = b"x" * 1000
-    for _ in range(3):  # ~3 MB: far below the writers' own 32 MiB automatic checkpoint
+    for _ in range(3):  # ~3 MB: below the writers' own automatic checkpoint (8 MiB)
         b.produce([OutgoingRecord("t", str(i).encode(), value) for i in range(1000)])
     checkpointer = b.store.checkpointer
     deadline = time.monotonic() + 10

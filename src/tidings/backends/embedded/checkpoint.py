@@ -1,13 +1,15 @@
 """WAL checkpoints off the publishing thread.
 
 In WAL mode a commit appends pages to ``tidings.db-wal``; a checkpoint copies them into the
-database file and syncs it. SQLite's default runs that checkpoint inside whichever commit
-pushes the WAL past 1,000 pages, so a bulk publish paid for it: about half the time of a
-5,000-event `publish_many` went to checkpoints. Here a daemon thread checkpoints once
-about a megabyte has been written since the last checkpoint; the commit only appends to
-the WAL. The thread runs SQLite with the GIL released, so on a second core it costs the
-publisher nothing. `wal_autocheckpoint` stays on as a backstop (`BACKSTOP_PAGES`): if this
-thread falls behind or is gone (a forked child), a writer checkpoints as before.
+database file and syncs it. SQLite runs that checkpoint inside whichever commit pushes the
+WAL past 1,000 pages, so a bulk publish paid for it in its own commits. Here a daemon
+thread checkpoints once about a megabyte has been written since the last checkpoint, so
+the writers' own checkpoint finds little left to copy. The thread runs SQLite with the
+GIL released, on the second core. `wal_autocheckpoint` stays at SQLite's 1,000 pages
+(`BACKSTOP_PAGES`): with 4,096 the WAL grew between resets and made the end-to-end p99
+at 1,000 events/s 15-17 ms instead of 7-9 ms (`python -m benchmarks --only
+tidings-embedded,latency`), and it is the fallback when this thread is behind or gone (a
+forked child).
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from typing import Final
 
 logger = logging.getLogger("tidings.embedded")
 
-BACKSTOP_PAGES: Final = 4096
-"""`PRAGMA wal_autocheckpoint` of every connection: 32 MiB of 8 KiB pages."""
+BACKSTOP_PAGES: Final = 1000
+"""`PRAGMA wal_autocheckpoint` of every connection (SQLite's default; 8 MiB of 8 KiB pages)."""
 TRIGGER_BYTES: Final = 1 << 20
 """Bytes written since the last checkpoint that wake the checkpoint thread."""
 PAUSE: Final = 0.02
