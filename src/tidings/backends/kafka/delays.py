@@ -19,7 +19,7 @@ topics and the scheduler group's offsets); at least once (a forward whose commit
 forwarded again). Schedulers run inside group workers (`tidings run`) and share the tier
 partitions through the consumer group ``tidings.scheduler``: when a worker joins or leaves,
 the partitions that move pause for a rebalance (about a second), and those of a worker
-killed outright wait for its session to time out (``session.timeout.ms``, 45 s by default).
+killed outright wait for its session to time out (``session.timeout.ms``: 10 s for this group).
 Tier topics keep records for their wait plus `GRACE`, so delays survive a week without any
 worker running.
 """
@@ -40,6 +40,9 @@ from tidings.backends.kafka.tiers import DUE, HEADER_PREFIX, PARTITIONS, TIERS, 
 from tidings.clock import Clock
 from tidings.exceptions import ConfigurationError, TidingsError
 from tidings.records import OutgoingRecord, Record, TopicPartition
+
+SESSION_TIMEOUT_MS = 10_000
+"""How long the tier partitions of a worker killed outright wait before another takes them."""
 
 LOG = logging.getLogger("tidings.kafka.delays")
 HELD = 200
@@ -88,8 +91,11 @@ class DelayScheduler:
                 # A resumed partition joins the next fetch request, after the one in flight
                 # (a long poll of up to this long) returns: keep hops prompt.
                 "fetch.wait.max.ms": 100,
-                # Partitions change hands within a second when workers come and go.
+                # Partitions change hands within a second when workers come and go, and
+                # within 10 s (not Kafka's 45) when one is killed outright. Heartbeats come
+                # from librdkafka's own thread, so a busy event loop cannot miss them.
                 "heartbeat.interval.ms": 500,
+                "session.timeout.ms": SESSION_TIMEOUT_MS,
                 **self.settings.consumer,
             },
         )
