@@ -53,10 +53,10 @@ class App:
     I/O. `grace` bounds a graceful stop (seconds); `max_in_flight` and
     `max_in_flight_bytes` cap the fetched but unfinished events (and their key + value
     bytes) per group in this process: fetching pauses above either, which bounds memory and
-    the redeliveries after a crash. Bytes are released a fetched run (up to 500 records of
-    one partition) at a time, events one by one. Other keyword options go to the backend (e.g.
-    ``config={...}`` librdkafka properties for Kafka, ``synchronous="FULL"`` for the
-    embedded store).
+    the redeliveries after a crash. Each finished event releases the average size of the
+    fetch it came in (up to 500 records of one partition). Other keyword options go to the
+    backend (e.g. ``config={...}`` librdkafka properties for Kafka, ``synchronous="FULL"``
+    for the embedded store).
     """
 
     def __init__(

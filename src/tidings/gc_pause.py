@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,3 +42,15 @@ def gc_paused(size: int) -> Iterator[None]:
             _gc_pausers -= 1
             if _gc_pausers == 0 and _gc_was_enabled:
                 gc.enable()
+
+
+def _after_fork_in_child() -> None:
+    """A fork during a pause must not leave the child's collector off for good."""
+    global _gc_lock, _gc_pausers
+    _gc_lock = threading.Lock()
+    if _gc_pausers and _gc_was_enabled:
+        gc.enable()
+    _gc_pausers = 0
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

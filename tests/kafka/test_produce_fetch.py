@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import require_kafka
 from tests.kafka.conftest import Recorder
-from tidings import App, Event, Published
+from tidings import App, Event, Published, PublishError
 from tidings.backends.kafka import KafkaBackend
 from tidings.backends.memory import MemoryBackend
 from tidings.partitioner import partition_for
@@ -153,3 +153,17 @@ def test_publish_async_holds_no_thread_per_publish(topic_name: str) -> None:
     published = asyncio.run(publish_all())
     assert len({(p.partition, p.offset) for p in published}) == 200
     app.close()
+
+
+def test_publish_async_after_close_fails_at_once_with_a_clear_error(
+    bootstrap: str, topic_name: str
+) -> None:
+    b = KafkaBackend(bootstrap, url=f"kafka://{bootstrap}", delays=False)
+    b.ensure_topics([TopicSpec(topic_name)])
+    record = OutgoingRecord(topic_name, None, b"v")
+    assert asyncio.run(b.produce_async([record]))[0].offset == 0
+    b.close()
+    started = time.monotonic()
+    with pytest.raises(PublishError, match="closed; nothing was sent"):
+        asyncio.run(b.produce_async([record]))
+    assert time.monotonic() - started < 1

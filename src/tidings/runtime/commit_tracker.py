@@ -40,7 +40,7 @@ class Run:
     before it is committable once every earlier run of the partition is done.
     """
 
-    __slots__ = ("done", "head", "left", "nbytes", "part", "records", "size", "start")
+    __slots__ = ("done", "head", "left", "nbytes", "part", "records", "share", "size", "start")
 
     def __init__(
         self, part: Partition, records: Sequence[Record], start: int, size: int, nbytes: int
@@ -53,6 +53,12 @@ class Run:
         self.head = 0
         self.left = size
         self.nbytes = nbytes
+        self.share = nbytes // size if size else 0
+        """Bytes released per finished event (the remainder with the last one)."""
+
+    def unreleased(self) -> int:
+        """Bytes of this run still counted in flight."""
+        return self.left * self.share + self.nbytes - self.share * self.size if self.left else 0
 
     @property
     def epoch(self) -> int:
@@ -79,7 +85,7 @@ class CommitTracker:
     Each assignment of a partition has an epoch: finishing an offset from an older epoch
     (work that outlived a revocation) is ignored.
 
-    In-flight bytes are released per run, when its last event finishes.
+    In-flight bytes are released as events finish: each takes its run's average size.
     """
 
     def __init__(self) -> None:
@@ -139,8 +145,9 @@ class CommitTracker:
             part.unfinished -= 1
             self._in_flight -= 1
             run.left -= 1
-            if not run.left:
-                self._bytes -= run.nbytes
+            # An event's share of the run's bytes goes as it finishes: one slow event must
+            # not hold a whole fetch's bytes against the group's max_in_flight_bytes.
+            self._bytes -= run.share if run.left else run.nbytes - run.share * (run.size - 1)
             if index != run.head:
                 return
             head, size = index + 1, run.size
@@ -213,7 +220,7 @@ class CommitTracker:
                     part.live = False
                     part.gone = True
                     self._in_flight -= part.unfinished
-                    self._bytes -= sum(run.nbytes for run in part.runs if run.left)
+                    self._bytes -= sum(run.unreleased() for run in part.runs)
                 self._epochs[tp] = self._epochs.get(tp, 0) + 1
         return out
 

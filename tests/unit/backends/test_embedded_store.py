@@ -175,3 +175,27 @@ def test_headers_memo_encodes_like_a_fresh_encoding() -> None:
     assert encode_headers(first, memo) == encode_headers(first)
     assert encode_headers(second, memo) == encode_headers(second)
     assert decode_headers(encode_headers(second, memo)) == second
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads running
+def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> None:
+    b = open_at(tmp_path)
+    b.ensure_topics([TopicSpec("t")])
+    value = b"x" * 1000
+    b.produce([OutgoingRecord("t", None, value) for _ in range(1500)])  # parent's thread runs
+    assert any(t.name == "tidings-embedded-checkpoint" for t in threading.enumerate())
+    pid = os.fork()
+    if pid == 0:  # the child: its first large write must not hang on the parent's lock
+        code = 1
+        try:
+            before = b.store.checkpointer.rounds
+            b.produce([OutgoingRecord("t", None, value) for _ in range(1500)])
+            deadline = time.monotonic() + 10
+            while b.store.checkpointer.rounds == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            code = 0 if b.store.checkpointer.rounds > before else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    b.close()

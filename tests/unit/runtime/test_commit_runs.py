@@ -66,3 +66,24 @@ def test_running_counts_handlers_per_partition() -> None:
     assert t.running([A, B]) == 1
     run.part.running -= 1
     assert t.running([A]) == 0
+
+
+def test_finished_events_release_their_bytes_while_one_of_the_run_is_still_running() -> None:
+    t = CommitTracker()
+    (run,) = t.track_runs([rec(A, i, size=100) for i in range(5)] + [rec(A, 5, size=3)])
+    assert t.in_flight_bytes() == 503
+    for i in range(1, 6):  # event 0 is a slow handler
+        t.finish_at(run, i)
+    assert t.in_flight_bytes() == 503 - 5 * (503 // 6)  # one share, plus the remainder
+    assert t.revoke([A]) == {}
+    assert t.in_flight_bytes() == 0 and t.in_flight() == 0
+
+
+def test_bytes_add_up_to_zero_whatever_the_order() -> None:
+    t = CommitTracker()
+    (run,) = t.track_runs([rec(A, i, size=7 + i) for i in range(4)])
+    for i in (2, 0, 3):
+        t.finish_at(run, i)
+        assert t.in_flight_bytes() > 0
+    t.finish_at(run, 1)
+    assert t.in_flight_bytes() == 0

@@ -8,8 +8,8 @@ the writers' own checkpoint finds little left to copy. The thread runs SQLite wi
 GIL released, on the second core. `wal_autocheckpoint` stays at SQLite's 1,000 pages
 (`BACKSTOP_PAGES`): with 4,096 the WAL grew between resets and made the end-to-end p99
 at 1,000 events/s 15-17 ms instead of 7-9 ms (`python -m benchmarks --only
-tidings-embedded,latency`), and it is the fallback when this thread is behind or gone (a
-forked child).
+tidings-embedded,latency`), and it is the fallback whenever this thread is behind. A forked
+child starts a thread of its own on its first large write.
 """
 
 from __future__ import annotations
@@ -54,23 +54,34 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._closed = False
+        self._owner = os.getpid()
         self.rounds = 0
         """Checkpoints run so far (for tests and diagnostics)."""
 
     def wrote(self, nbytes: int) -> None:
         """Count bytes just committed; wake the thread once they add up to a checkpoint."""
+        if self._owner != os.getpid():
+            self._forked()
         with self._lock:
             self._written += nbytes
             if self._written < TRIGGER_BYTES or self._closed:
                 return
             self._written = 0
-            if self._thread is None or self._pid != os.getpid():
+            if self._thread is None:
                 self._pid = os.getpid()
                 self._thread = threading.Thread(
                     target=self._run, name="tidings-embedded-checkpoint", daemon=True
                 )
                 self._thread.start()
         self._wake.set()
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's thread is gone and its locks may look held."""
+        self._owner = os.getpid()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._written = 0
+        self._thread = None
 
     def _run(self) -> None:
         try:

@@ -114,6 +114,9 @@ class KafkaProducer:
         self._async_lock = threading.Lock()
         self._async_pending = 0
         self._reports_wanted = threading.Event()
+        max_queued = conf.get("queue.buffering.max.messages", 100_000)
+        self._queue_room = int(max_queued) // 2  # type: ignore[call-overload]
+        """Async publishes go through a thread once librdkafka's queue is this full."""
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -181,7 +184,8 @@ class KafkaProducer:
                     continue
                 self._prepare(chunk)
                 batch.grow(len(chunk))
-                sent += self._send(chunk, batch, len(records), refused)
+                with gc_paused(len(chunk)):
+                    sent += self._send(chunk, batch, len(records), refused)
                 records += chunk
         except Exception as exc:
             if sent:
@@ -235,22 +239,38 @@ class KafkaProducer:
         """
         if not records:
             return []
-        if not self._healthy or any(
-            r.partition is not None or r.topic not in self.admin.known_topics for r in records
+        if self._closing.is_set():
+            raise PublishError(
+                f"The Kafka producer for {self.settings.servers} is closed; nothing was sent. "
+                "Publish before App.close() (or open a new App)."
+            )
+        if (
+            not self._healthy
+            or len(self._producer) + len(records) > self._queue_room
+            or any(
+                r.partition is not None or r.topic not in self.admin.known_topics for r in records
+            )
         ):
+            # Would block: first contact, topics to learn, or librdkafka's queue nearly full.
             return await asyncio.to_thread(self.produce, records)
         loop = asyncio.get_running_loop()
         finished = loop.create_future()
-        settled = threading.Event()
+        unsettled = [True]
+        """Popped by whichever settles the batch first (list.pop is atomic under the GIL)."""
+
+        def settle() -> None:
+            try:
+                unsettled.pop()
+            except IndexError:
+                return
+            self._async_done()
 
         def complete() -> None:
             if not finished.done():
                 finished.set_result(None)
 
-        def wake() -> None:  # on the thread that served the last report
-            if not settled.is_set():
-                settled.set()
-                self._async_done()
+        def wake() -> None:  # on the thread that served the last report; maybe twice
+            settle()
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
                 loop.call_soon_threadsafe(complete)
 
@@ -266,12 +286,11 @@ class KafkaProducer:
             raise DeliveryUncertain(
                 f"{batch.expected - len(batch.done)} of {batch.expected} records got no "
                 f"delivery report from Kafka at {self.settings.servers} within "
-                f"{self.settings.delivery_timeout:g} s; they may or may not be stored."
+                f"{self.settings.delivery_timeout:g} s; they may or may not be stored. "
+                "Check the broker, then publish them again (consumers may see duplicates)."
             ) from None
         finally:
-            if not settled.is_set():
-                settled.set()
-                self._async_done()
+            settle()
         return self._results(records, batch, refused)
 
     def _async_started(self) -> None:
