@@ -209,14 +209,14 @@ class Publisher:
 
         def chunks() -> Iterator[list[OutgoingRecord]]:
             for i in range(0, len(batch), STREAM_CHUNK):
-                chunk = batch[i : i + STREAM_CHUNK]
-                with gc_paused(len(chunk)):  # CPU only: never across a wait on the broker
-                    records, chunk_ids = self._encode(name, chunk, deliver_at, now)
+                records, chunk_ids = self._encode(
+                    name, batch[i : i + STREAM_CHUNK], deliver_at, now
+                )
                 ids.extend(chunk_ids)
                 yield records
 
-        metas = self._backend().produce_stream(chunks())
-        with gc_paused(len(metas)):
+        with gc_paused(len(batch)):
+            metas = self._backend().produce_stream(chunks())
             return [
                 Published(eid, t, p, o, deliver_at)
                 for eid, (t, p, o) in zip(ids, metas, strict=True)

@@ -29,3 +29,25 @@ def test_a_child_forked_during_a_pause_collects_again() -> None:
             os._exit(0 if gc.isenabled() else 1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_pauses_that_overlap_without_end_still_collect_young_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("tidings.gc_pause.YOUNG_EVERY", 0.0)
+    started: list[int] = []
+
+    def watch(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(info["generation"])
+
+    gc.callbacks.append(watch)
+    try:
+        with gc_paused(GC_PAUSE_MIN):  # one thread's batch...
+            with gc_paused(GC_PAUSE_MIN):  # ...and another's, ending while the first goes on
+                pass
+            assert not gc.isenabled()
+            assert started == [1]
+    finally:
+        gc.callbacks.remove(watch)
+    assert gc.isenabled()
