@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
+
 from confluent_kafka import KafkaError, KafkaException
 
-from tidings.exceptions import BrokerError, BrokerUnavailable
+from tidings.exceptions import (
+    BrokerError,
+    BrokerUnavailable,
+    DeliveryUncertain,
+    EventTooLarge,
+    PublishError,
+)
+from tidings.records import OutgoingRecord
 
 # Failures that mean "nothing answered", as opposed to "the broker said no".
 UNREACHABLE = frozenset(
@@ -46,3 +56,60 @@ def translate(exc: BaseException, action: str, servers: str, timeout: float) -> 
     if err is not None and err.code() in UNREACHABLE:
         return broker_unavailable(servers, timeout, f"{action}: {err.str()}")
     return BrokerError(f"Kafka at {servers} failed to {action}: {describe(exc)}.")
+
+
+# Reports after which the broker may still have stored the record ("possibly persisted").
+UNCERTAIN = frozenset(
+    {
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._PURGE_INFLIGHT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+    }
+)
+
+
+def delivery_failure(
+    records: Sequence[OutgoingRecord],
+    failed: dict[int, str],
+    refused: dict[int, KafkaException],
+    uncertain: int,
+    message_max_bytes: object,
+) -> PublishError:
+    """The exception for a produce call whose records `failed` (index -> why).
+
+    `refused` are those librdkafka would not take; `uncertain` counts failures after which
+    the broker may still have stored the record.
+    """
+    reasons = "; ".join(f"{n} x {why}" for why, n in Counter(failed.values()).most_common())
+    indexes = sorted(failed)
+    shown = ", ".join(map(str, indexes[:10])) + (" ..." if len(indexes) > 10 else "")
+    topics = sorted({records[i].topic for i in failed})
+    where = f"topic {topics[0]!r}" if len(topics) == 1 else f"topics {', '.join(topics)}"
+    stored = len(records) - len(failed)
+    head = (
+        f"{len(failed)} of {len(records)} records were not stored in {where} ({reasons}); "
+        f"record indexes: {shown}." + (f" The other {stored} were stored." if stored else "")
+    )
+    too_large = [
+        i
+        for i, exc in refused.items()
+        if (err := kafka_error(exc)) is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+    ]
+    if too_large and len(too_large) == len(failed):
+        rec = records[too_large[0]]
+        size = len(rec.value or b"") + len(rec.key or b"")
+        return EventTooLarge(
+            f"{head} Record {too_large[0]} is {size:,} bytes; limit message.max.bytes="
+            f"{message_max_bytes} (topic {rec.topic!r}). Raise the limit (producer_config="
+            "{'message.max.bytes': ...} and the topic's max.message.bytes) or store the "
+            "payload elsewhere."
+        )
+    if uncertain == len(failed):
+        return DeliveryUncertain(
+            f"{head} Kafka may still have stored them (timed out in flight); publish "
+            "them again if needed (consumers may see duplicates)."
+        )
+    return PublishError(f"{head} Nothing was retried; fix the cause and publish again.")

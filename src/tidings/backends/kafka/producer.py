@@ -15,7 +15,6 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
@@ -23,31 +22,17 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tidings.backends.kafka.admin import KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings, config_error
-from tidings.backends.kafka.errors import describe, kafka_error, translate
+from tidings.backends.kafka.errors import UNCERTAIN, delivery_failure, describe, translate
 from tidings.backends.kafka.logs import QUIET
 from tidings.exceptions import (
     ConfigurationError,
     DeliveryUncertain,
-    EventTooLarge,
     PublishError,
 )
 from tidings.gc_pause import gc_paused
 from tidings.records import OutgoingRecord, RecordMetadata, TopicSpec
 
 LOG = logging.getLogger("tidings.kafka")
-
-# Reports after which the broker may still have stored the record ("possibly persisted").
-UNCERTAIN = frozenset(
-    {
-        KafkaError._MSG_TIMED_OUT,
-        KafkaError._TIMED_OUT,
-        KafkaError._TRANSPORT,
-        KafkaError._PURGE_INFLIGHT,
-        KafkaError.REQUEST_TIMED_OUT,
-        KafkaError.NETWORK_EXCEPTION,
-    }
-)
-
 
 FLUSH_SLICE = 0.002
 """Seconds per `flush` call while waiting for delivery reports."""
@@ -359,46 +344,8 @@ class KafkaProducer:
         for i, err in batch.errors:
             failed[i] = f"{err.name()}: {err.str()}"
             uncertain += err.code() in UNCERTAIN
-        raise self._failure(records, failed, refused, uncertain)
-
-    def _failure(
-        self,
-        records: Sequence[OutgoingRecord],
-        failed: dict[int, str],
-        refused: dict[int, KafkaException],
-        uncertain: int,
-    ) -> PublishError:
-        reasons = "; ".join(f"{n} x {why}" for why, n in Counter(failed.values()).most_common())
-        indexes = sorted(failed)
-        shown = ", ".join(map(str, indexes[:10])) + (" ..." if len(indexes) > 10 else "")
-        topics = sorted({records[i].topic for i in failed})
-        where = f"topic {topics[0]!r}" if len(topics) == 1 else f"topics {', '.join(topics)}"
-        stored = len(records) - len(failed)
-        head = (
-            f"{len(failed)} of {len(records)} records were not stored in {where} ({reasons}); "
-            f"record indexes: {shown}." + (f" The other {stored} were stored." if stored else "")
-        )
-        too_large = [
-            i
-            for i, exc in refused.items()
-            if (err := kafka_error(exc)) is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
-        ]
-        if too_large and len(too_large) == len(failed):
-            rec = records[too_large[0]]
-            size = len(rec.value or b"") + len(rec.key or b"")
-            limit = self.settings.producer_config().get("message.max.bytes", 1000000)
-            return EventTooLarge(
-                f"{head} Record {too_large[0]} is {size:,} bytes; limit message.max.bytes="
-                f"{limit} (topic {rec.topic!r}). Raise the limit (producer_config="
-                "{'message.max.bytes': ...} and the topic's max.message.bytes) or store the "
-                "payload elsewhere."
-            )
-        if uncertain == len(failed):
-            return DeliveryUncertain(
-                f"{head} Kafka may still have stored them (timed out in flight); publish "
-                "them again if needed (consumers may see duplicates)."
-            )
-        return PublishError(f"{head} Nothing was retried; fix the cause and publish again.")
+        limit = self.settings.producer_config().get("message.max.bytes", 1_000_000)
+        raise delivery_failure(records, failed, refused, uncertain, limit)
 
     def close(self) -> None:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
