@@ -111,17 +111,22 @@ def summarize(samples: list[float]) -> dict[str, Any]:
     }
 
 
+def _schedule(total: int, rate: int) -> Iterator[tuple[int, int, float]]:
+    """Yield (i, intended send time in ns, seconds until then) at `rate` per second."""
+    start = time.time_ns()
+    step = 1_000_000_000 // rate
+    for i in range(total):
+        due = start + i * step
+        yield i, due, (due - time.time_ns()) / 1e9
+
+
 def pace(total: int, rate: int) -> Iterator[tuple[int, int]]:
     """Yield (i, intended send time in ns) at `rate` per second, sleeping until each is due.
 
     Stamping the intended time (not the actual one) keeps a stalled sender from hiding its
     own queueing (coordinated omission).
     """
-    start = time.time_ns()
-    step = 1_000_000_000 // rate
-    for i in range(total):
-        due = start + i * step
-        wait = (due - time.time_ns()) / 1e9
+    for i, due, wait in _schedule(total, rate):
         if wait > 0:
             time.sleep(wait)
         yield i, due
@@ -129,11 +134,7 @@ def pace(total: int, rate: int) -> Iterator[tuple[int, int]]:
 
 async def apace(total: int, rate: int) -> AsyncIterator[tuple[int, int]]:
     """`pace` for asyncio producers: awaits instead of sleeping the thread."""
-    start = time.time_ns()
-    step = 1_000_000_000 // rate
-    for i in range(total):
-        due = start + i * step
-        wait = (due - time.time_ns()) / 1e9
+    for i, due, wait in _schedule(total, rate):
         if wait > 0:
             await asyncio.sleep(wait)
         yield i, due

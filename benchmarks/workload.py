@@ -49,21 +49,10 @@ class Account(BaseModel):
     note: str
 
 
-class AccountEvent(Event):
-    """tidings' model of the same event."""
+class AccountEvent(Event, Account):
+    """tidings' model of the same event: `Account`'s fields on a tidings `Event`."""
 
     event_type = "bench.AccountUpdated"
-
-    account_id: str
-    seq: int
-    sent_ns: int
-    plan: str
-    country: str
-    email: str
-    balance_cents: int
-    status: str
-    tags: list[str]
-    note: str
 
 
 @dataclass

@@ -4,23 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.contenders import faststream_peer as fs
-from benchmarks.workload import Job
-
-FLAVOR = "kafka"
+from benchmarks.contenders import faststream_peer
 
 
-def publish(job: Job) -> dict[str, Any]:
-    return fs.publish(FLAVOR, job)
-
-
-def consume(job: Job) -> dict[str, Any]:
-    return fs.consume(FLAVOR, job)
-
-
-def latency_consume(job: Job) -> dict[str, Any]:
-    return fs.latency_consume(FLAVOR, job)
-
-
-def latency_produce(job: Job) -> dict[str, Any]:
-    return fs.latency_produce(FLAVOR, job)
+def __getattr__(name: str) -> Any:
+    """Every scenario is faststream_peer's, run with this broker flavor."""
+    return faststream_peer.scenario(name, "kafka")

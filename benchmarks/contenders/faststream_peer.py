@@ -137,3 +137,19 @@ async def _latency_produce(flavor: str, job: Job) -> dict[str, Any]:
 
 def latency_produce(flavor: str, job: Job) -> dict[str, Any]:
     return asyncio.run(_latency_produce(flavor, job))
+
+
+SCENARIOS = {
+    "publish": publish,
+    "consume": consume,
+    "latency_consume": latency_consume,
+    "latency_produce": latency_produce,
+}
+
+
+def scenario(name: str, flavor: str) -> Any:
+    """Return scenario `name` for FastStream's `flavor` broker ("kafka" or "confluent")."""
+    run = SCENARIOS.get(name)
+    if run is None:
+        raise AttributeError(name)
+    return lambda job: run(flavor, job)

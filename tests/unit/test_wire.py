@@ -4,8 +4,10 @@ import pytest
 
 from tidings import DecodeError, Event
 from tidings.exceptions import UnknownEventType, UnsupportedContentType
+from tidings.publisher import Publisher
 from tidings.records import Record
-from tidings.wire import decode_data, encode, parse_time, read_envelope
+from tidings.testing import FakeClock
+from tidings.wire import ce_headers, decode_data, encode, parse_time, read_envelope
 
 
 class WireOpened(Event):
@@ -74,3 +76,11 @@ def test_structured_mode_is_accepted() -> None:
     env, data = read_envelope(rec)
     assert env.event_id == "abc"
     assert decode_data(rec, env, data) == WireOpened(account_id="9")
+
+
+def test_the_publisher_writes_the_headers_the_wire_format_defines() -> None:
+    """Publisher inlines `ce_headers` in its batch loop: the two must not drift apart."""
+    publisher = Publisher("accounts", lambda: None, FakeClock(0.0))  # type: ignore[arg-type,return-value]
+    record, eid = publisher.build("t", WireOpened(account_id="42"), key="42", headers={"x": "1"})
+    expected = ce_headers(eid.encode(), b"accounts", b"WireOpened", b"1970-01-01T00:00:00.000Z")
+    assert record.headers == (*expected, ("x", b"1"))

@@ -111,12 +111,8 @@ class KafkaProducer:
 
     def _prepare(self, records: Sequence[OutgoingRecord]) -> None:
         """Fail fast: broker unreachable, missing topics (created), partitions out of range."""
-        topics: set[str] = set()
-        explicit: list[OutgoingRecord] = []
-        for rec in records:
-            topics.add(rec.topic)
-            if rec.partition is not None:
-                explicit.append(rec)
+        topics = {rec.topic for rec in records}
+        explicit = [rec for rec in records if rec.partition is not None]
         if not self._healthy:
             timeout = self.settings.connect_timeout
             try:
