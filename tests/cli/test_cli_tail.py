@@ -84,3 +84,10 @@ def test_tail_of_a_missing_topic_is_an_error(cli: Cli) -> None:
     result = cli("tail", "nothing-here")
     assert result.exit_code == 1
     assert "No topic 'nothing-here'" in result.stderr
+
+
+def test_n_larger_than_the_topic_prints_every_event(cli: Cli) -> None:
+    fill(cli.broker, "ticks", 3, partitions=2)
+    records = cli.json_lines("tail", "ticks", "-n", "10")
+    assert sorted(r["value"]["n"] for r in records) == [0, 1, 2]
+    assert len(cli.json_lines("tail", "ticks", "-n", "5")) == 3

@@ -70,7 +70,7 @@ def tail(
                 read_existing(backend, [topic], last=last),
                 key=lambda r: (r.timestamp, r.partition, r.offset),
             )
-            records = newest[len(newest) - last :] if last else []
+            records = newest[max(0, len(newest) - last) :] if last else []
         with contextlib.suppress(KeyboardInterrupt):
             printed = show(records, count, as_json)
             if not printed and not keep_following and not as_json:
