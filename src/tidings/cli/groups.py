@@ -124,11 +124,15 @@ def require_group(backend: Backend, group: str) -> GroupInfo:
     return info
 
 
-def unknown_group(backend: Backend, group: str, known: list[str]) -> NoReturn:
+def unknown_group(backend: Backend, group: str, known: list[str], *, what: str = "") -> NoReturn:
+    """Exit 1 naming the unknown group, a close match and the `known` groups (`what` they are)."""
     close = difflib.get_close_matches(group, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     listed = ", ".join(known) if known else "none yet"
-    render.error(f"No consumer group {group!r} on {backend.url}.{hint} Groups: {listed}.")
+    kind = f" {what}" if what else ""
+    render.error(
+        f"No consumer group {group!r}{kind} on {backend.url}.{hint} Groups{kind}: {listed}."
+    )
     raise typer.Exit(1)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
@@ -119,6 +118,8 @@ class EmbeddedBackend:
 
     async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         """`produce` in a worker thread: a SQLite commit blocks, the event loop must not."""
+        import asyncio  # here, not at the top: CLI commands open this backend without a loop
+
         return await asyncio.to_thread(self.produce, records)
 
     def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
