@@ -36,9 +36,9 @@ def test_topics_publish_tail_and_groups_on_kafka(kafka_cli: Cli, topic_name: str
     assert len(cli.json_lines("tail", topic_name, "-n", "2")) == 2
 
     group = f"{topic_name}-g"
-    cli.ok("groups", "reset", group, "--topic", topic_name, "--to", "earliest")
+    cli.ok("groups", "reset", group, "--topic", topic_name, "--to", "earliest", "--yes")
     assert cli.lag(group) == 5
-    cli.ok("groups", "reset", group, "--to", "latest")
+    cli.ok("groups", "reset", group, "--to", "latest", "--yes")
     assert cli.lag(group) == 0
 
 
