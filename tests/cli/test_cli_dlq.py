@@ -102,6 +102,8 @@ def test_replay_chosen_ids_only(cli: Cli, billing: App) -> None:
     chosen = letters[0]["id"]
     out = cli.json("dlq", "replay", "--group", "billing", "--id", chosen, "--id", chosen)
     assert out == {"group": "billing", "replayed": 1, "ids": [chosen]}
+    text = cli.ok("dlq", "replay", "--group", "billing", "--id", chosen).stdout
+    assert "Replayed 1 dead-lettered event(s) into group 'billing'." in text
     (last,) = cli.json_lines("tail", "charges", "-n", "1")
     assert last["id"] == chosen
     # The chosen event is marked replayed: a plain replay replays the other two.

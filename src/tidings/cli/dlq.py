@@ -154,7 +154,7 @@ def replay(
     elif not names:
         render.warn(f"Group {group!r} has no dead letters.")
     else:
-        skipped = len(events) - replayed
+        skipped = 0 if ids or replay_all else len(events) - replayed
         note = f"; {skipped} replayed before (--all replays them too)" if skipped else ""
         render.done(f"Replayed {replayed} dead-lettered event(s) into group {group!r}{note}.")
 
