@@ -1,26 +1,37 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
+# `make demo` installs tidings with its runtime dependencies only; `make test` adds the dev tools.
 PYTHON ?= python3
 VENV ?= .venv
+PIP := $(VENV)/bin/python -m pip --disable-pip-version-check
+RUNTIME := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench install lint kafka-start kafka-stop clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
+	@echo "== Creating the virtualenv $(VENV)"
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[dev]"
-	touch $(STAMP)
+
+$(RUNTIME): pyproject.toml | $(VENV)/bin/python
+	@echo "== Installing tidings and its runtime dependencies (pydantic, typer, rich, confluent-kafka) into $(VENV); first run only"
+	$(PIP) install --progress-bar on -e .
+	touch $@
+
+$(STAMP): pyproject.toml $(RUNTIME)
+	@echo "== Installing the dev tools (pytest, pytest-timeout, ruff, mypy) into $(VENV)"
+	$(PIP) install -q -e ".[dev]"
+	touch $@
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(VENV)/bin/tidings demo
 
 test: $(STAMP)
 	VENV=$(VENV) scripts/test
 
 bench: $(STAMP)
-	$(VENV)/bin/python -m pip install -q -e ".[dev,bench]"
+	$(PIP) install -q -e ".[dev,bench]"
 	$(VENV)/bin/python -m benchmarks
 
 lint: $(STAMP)

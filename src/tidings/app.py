@@ -231,6 +231,27 @@ class App:
                 self._backend = None
                 self._declared.clear()
 
+    @contextlib.contextmanager
+    def use_backend(self, backend: Backend, *, clock: Clock | None = None) -> Iterator[None]:
+        """Run this app on `backend` (and `clock`) inside the block, then restore its own.
+
+        For test harnesses such as `tidings.testing.Harness`: declared topics are created on
+        `backend` on first use; the app's own connection is left open and used again after.
+        Enter it before running consumers or publishing from other threads.
+        """
+        with self._backend_lock:
+            saved = (self._backend, set(self._declared), self.clock, self._publisher.clock)
+            self._backend = backend
+            self._declared.clear()
+            if clock is not None:
+                self.clock = clock
+                self._publisher.clock = clock
+        try:
+            yield
+        finally:
+            with self._backend_lock:
+                self._backend, self._declared, self.clock, self._publisher.clock = saved
+
     # -- publishing ----------------------------------------------------------------------
 
     def publish(

@@ -54,18 +54,35 @@ def test_reset_to_earliest_latest_and_a_time(cli: Cli, shipping: App) -> None:
     with shipping.running():
         wait_until(lambda: cli.lag("shipping") == 0, what="shipping to catch up")
 
-    moved = cli.json("groups", "reset", "shipping", "--to", "earliest")
-    assert [(m["partition"], m["after"]) for m in moved] == [(0, 0), (1, 0)]
-    assert all(m["before"] is not None for m in moved)
+    moved = cli.json("groups", "reset", "shipping", "--to", "earliest", "--yes")
+    assert moved["applied"] is True
+    parts = moved["partitions"]
+    assert [(m["partition"], m["after"]) for m in parts] == [(0, 0), (1, 0)]
+    assert all(m["before"] is not None for m in parts)
+    assert sum(m["replayed"] for m in parts) == 10 and {m["skipped"] for m in parts} == {0}
     assert cli.lag("shipping") == 10
 
-    cli.ok("groups", "reset", "shipping", "--to", "latest", "--topic", "parcels")
+    cli.ok("groups", "reset", "shipping", "--to", "latest", "--topic", "parcels", "--yes")
     assert cli.lag("shipping") == 0
 
-    cli.ok("groups", "reset", "shipping", "--to", "2000-01-01T00:00:00Z")
+    cli.ok("groups", "reset", "shipping", "--to", "2000-01-01T00:00:00Z", "-y")
     assert cli.lag("shipping") == 10
-    text = cli.ok("groups", "reset", "shipping", "--to", "2999-01-01T00:00:00+00:00").stdout
-    assert "reset to 2999-01-01" in text
+    text = cli.ok("groups", "reset", "shipping", "--to", "2999-01-01T00:00:00+00:00", "-y").stdout
+    assert "reset shipping to 2999-01-01" in text and "skips" in text
+    assert cli.lag("shipping") == 0
+
+
+def test_reset_shows_the_plan_and_changes_nothing_without_yes(cli: Cli, shipping: App) -> None:
+    with shipping.running():
+        wait_until(lambda: cli.lag("shipping") == 0, what="shipping to catch up")
+    result = cli.ok("groups", "reset", "shipping", "--to", "earliest")
+    text = flat(result.stdout)
+    assert "Plan: reset shipping to earliest" in text
+    assert "replays" in text and "event(s)" in text
+    assert "rerun with --yes" in result.stderr
+    assert cli.lag("shipping") == 0
+    plan = cli.json("groups", "reset", "shipping", "--to", "earliest")
+    assert plan["applied"] is False and sum(m["replayed"] for m in plan["partitions"]) == 10
     assert cli.lag("shipping") == 0
 
 
@@ -89,7 +106,7 @@ def test_reset_rejects_a_bad_position(cli: Cli) -> None:
 def test_a_group_can_be_positioned_before_it_first_runs(cli: Cli) -> None:
     cli.ok("topics", "create", "fresh", "--partitions", "2")
     cli.ok("publish", "fresh", "--type", "CliRawX", "{}")
-    cli.ok("groups", "reset", "newcomer", "--topic", "fresh", "--to", "latest")
+    cli.ok("groups", "reset", "newcomer", "--topic", "fresh", "--to", "latest", "--yes")
     assert cli.lag("newcomer") == 0
     missing = cli("groups", "reset", "newcomer", "--topic", "frseh", "--to", "latest")
     assert missing.exit_code == 1 and "Did you mean 'fresh'?" in missing.stderr

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -32,9 +36,9 @@ def test_topics_publish_tail_and_groups_on_kafka(kafka_cli: Cli, topic_name: str
     assert len(cli.json_lines("tail", topic_name, "-n", "2")) == 2
 
     group = f"{topic_name}-g"
-    cli.ok("groups", "reset", group, "--topic", topic_name, "--to", "earliest")
+    cli.ok("groups", "reset", group, "--topic", topic_name, "--to", "earliest", "--yes")
     assert cli.lag(group) == 5
-    cli.ok("groups", "reset", group, "--to", "latest")
+    cli.ok("groups", "reset", group, "--to", "latest", "--yes")
     assert cli.lag(group) == 0
 
 
@@ -63,5 +67,23 @@ def test_dlq_replay_on_kafka(kafka_cli: Cli, topic_name: str) -> None:
     assert cli.json("dlq", "list", "--group", group)["topics"] == {dlq: 2}
     assert cli.json("dlq", "replay", "--group", group, "--topic", topic_name)["replayed"] == 2
     assert cli.json("dlq", "replay", "--group", group, "--topic", topic_name)["replayed"] == 0
+    letters = cli.json("dlq", "list", "--group", group)["dead_letters"]
+    assert [d["status"] for d in letters] == ["replayed", "replayed"]
     replayed = cli.json_lines("tail", topic_name, "--from-beginning")
     assert [r["headers"]["tidings-replay-group"] for r in replayed] == [group, group]
+
+
+def test_an_unreachable_broker_gives_one_clear_error(tmp_path: Path) -> None:
+    """No raw client lines before the error; the scripts/kafka advice says where it applies."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tidings.cli", "topics", "list", "--broker", "kafka://127.0.0.1:1"],
+        cwd=tmp_path,
+        env={**os.environ, "TIDINGS_KAFKA_CONNECT_TIMEOUT": "2", "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: No Kafka broker answered at 127.0.0.1:1"), line
+    assert "In a tidings checkout, `scripts/kafka start`" in line

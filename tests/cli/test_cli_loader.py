@@ -88,3 +88,23 @@ def test_run_exits_2_with_one_line_and_no_traceback(project: ProjectDir, cli: Cl
     result = cli("run", f"{name}:nope")
     assert result.exit_code == 2
     assert "has no attribute 'nope'" in result.stderr
+
+
+def test_a_file_path_suggests_the_module_name(project: ProjectDir) -> None:
+    name = project.module(APP_SOURCE)
+    (project.path / "pkg").mkdir()
+    for spec, suggestion in (
+        (f"{name}.py:app", f"{name}:app"),
+        (f"./{name}.py:app", f"{name}:app"),
+        ("pkg/orders.py:app", "pkg.orders:app"),
+    ):
+        with pytest.raises(AppLoadError) as err:
+            load_app(spec)
+        assert f"Did you mean {suggestion!r}?" in str(err.value), str(err.value)
+
+
+def test_version_prints_the_installed_version() -> None:
+    import tidings
+
+    result = Cli("memory://unused")("--version", broker=False)
+    assert result.exit_code == 0 and result.stdout == f"tidings {tidings.__version__}\n"

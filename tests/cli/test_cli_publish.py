@@ -70,3 +70,21 @@ def test_publishing_to_a_missing_topic_is_refused(cli: Cli) -> None:
     assert result.exit_code == 1
     assert "No topic 'ordres'" in result.stderr and "Did you mean 'orders'?" in result.stderr
     assert [t["name"] for t in cli.json("topics", "list")] == ["orders"]
+
+
+def test_an_unknown_type_with_app_is_refused_with_the_apps_types(cli: Cli) -> None:
+    app = "tests.cli.shop_app:app"
+    result = cli("publish", "shop-orders", "--type", "ShopOrderPlacd", "--app", app, "{}")
+    assert result.exit_code == 1, result.output
+    assert "Unknown event type 'ShopOrderPlacd'" in result.stderr
+    assert "Did you mean 'ShopOrderPlaced'?" in result.stderr
+    assert "ShopOrderPlaced" in result.stderr.split("Did you mean")[1]
+    stored = {t["name"]: t["events"] for t in cli.json("topics", "list")}
+    assert stored.get("shop-orders", 0) == 0
+
+
+def test_without_app_stderr_says_the_event_was_not_validated(cli: Cli) -> None:
+    cli.ok("topics", "create", "orders")
+    for extra in ((), ("--json",)):
+        result = cli.ok("publish", "orders", "--type", "CliRawOrder", "{}", *extra)
+        assert "not validated" in result.stderr and "--app" in result.stderr

@@ -84,3 +84,33 @@ def test_tail_of_a_missing_topic_is_an_error(cli: Cli) -> None:
     result = cli("tail", "nothing-here")
     assert result.exit_code == 1
     assert "No topic 'nothing-here'" in result.stderr
+
+
+def test_n_larger_than_the_topic_prints_every_event(cli: Cli) -> None:
+    fill(cli.broker, "ticks", 3, partitions=2)
+    records = cli.json_lines("tail", "ticks", "-n", "10")
+    assert sorted(r["value"]["n"] for r in records) == [0, 1, 2]
+    assert len(cli.json_lines("tail", "ticks", "-n", "5")) == 3
+
+
+def test_a_deeply_nested_value_is_summarised_and_the_rest_shown(cli: Cli) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    backend = open_backend(cli.broker)
+    try:
+        backend.ensure_topics([TopicSpec("nested", 1)])
+        backend.produce(
+            [
+                OutgoingRecord("nested", b"a", b'{"n": 1}', ((H_TYPE, b"Tick"),)),
+                OutgoingRecord("nested", b"b", deep, ((H_TYPE, b"Tick"),)),
+                OutgoingRecord("nested", b"c", b"[" * 500 + b"]" * 500, ((H_TYPE, b"Tick"),)),
+            ]
+        )
+    finally:
+        backend.close()
+    text = cli.ok("tail", "nested", "--from-beginning").stdout
+    assert '{"n":1}' in text
+    assert "(value too deeply nested to display, 200,000 bytes)" in text
+    assert "(value too deeply nested to display, 1,000 bytes)" in text
+    records = cli.json_lines("tail", "nested", "--from-beginning")
+    assert records[0]["value"] == {"n": 1}
+    assert records[1]["value"] == "(value too deeply nested to display, 200,000 bytes)"

@@ -402,6 +402,27 @@ def test_reset_group(backend: Backend, topic_name: str, group: str) -> None:
     assert committed(backend, group, topic_name) == {0: 6}
 
 
+def test_reset_group_dry_run_changes_nothing(backend: Backend, topic_name: str, group: str) -> None:
+    backend.produce([out(topic_name, "k", str(i)) for i in range(4)])
+    consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
+    fetch_n(consumer, 4)
+    consumer.commit({TopicPartition(topic_name, 0): 3}, sync=True)
+    with pytest.raises(ConfigurationError, match=group):
+        backend.reset_group(group, topic_name, "earliest", dry_run=True)
+    consumer.close()
+
+    start = topic_info(backend, topic_name).start_offsets[0]
+    planned = backend.reset_group(group, topic_name, "earliest", dry_run=True)
+    assert planned == {TopicPartition(topic_name, 0): start}
+    assert backend.reset_group(group, topic_name, "latest", dry_run=True) == {
+        TopicPartition(topic_name, 0): 4
+    }
+    assert committed(backend, group, topic_name) == {0: 3}
+    fresh = f"{group}-never-committed"
+    assert backend.reset_group(fresh, topic_name, "latest", dry_run=True)
+    assert fresh not in {g.group for g in backend.groups()}
+
+
 # -- delays and retention ------------------------------------------------------------------
 
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from tidings import App, Context, Event, Retry
+from tidings.records import OutgoingRecord
 from tidings.testing import FakeClock, Harness
+from tidings.wire import H_TYPE
 
 
 class HarnessBanned(Event):
@@ -50,8 +52,11 @@ def test_drain_handles_everything_and_skips_retry_waits() -> None:
             h.publish("account-events", HarnessBanned(account_id=account), key=account)
         h.drain()
         assert sorted(frozen) == ["42", "flaky"]
-        letters = h.dead_letters("account-events", "payments")
-        assert [dict(r.headers)["tidings-dlq-error-type"] for r in letters] == [b"ValueError"]
+        (letter,) = h.dead_letters("account-events", "payments")
+        assert letter.event == HarnessBanned(account_id="broken")
+        assert letter.reason == "handler_error" and letter.attempts == 3
+        assert letter.error == "ValueError: no such account"
+        assert letter.topic == "account-events" and letter.event_type == "HarnessBanned"
         assert reminded == []  # due in 30 days
         h.advance(timedelta(days=29))
         assert reminded == []
@@ -72,3 +77,23 @@ def test_fake_clock_fires_timers_in_order_and_refuses_going_back() -> None:
     assert fired == ["a", "b"] and clock.time() == 110.0
     with pytest.raises(ValueError):
         clock.advance(-1)
+
+
+def test_dead_letters_keep_the_raw_value_when_it_cannot_be_decoded() -> None:
+    app, _, _ = build()
+    with Harness(app) as h:
+        h.backend.produce(
+            [OutgoingRecord("account-events", b"k", b"{not json", ((H_TYPE, b"HarnessBanned"),))]
+        )
+        h.drain()
+        (letter,) = h.dead_letters("account-events", "payments")
+        assert letter.event is None and letter.value == b"{not json"
+        assert letter.reason == "bad_json" and letter.error_type == "DecodeError"
+
+
+def test_the_app_gets_its_own_broker_back_after_the_harness() -> None:
+    app, _, _ = build()
+    with Harness(app) as h:
+        assert app.backend is h.backend
+    assert app.backend is not h.backend and app.broker_url == "memory://never-used"
+    app.close()

@@ -11,4 +11,4 @@ def test_all_is_sorted_and_complete() -> None:
 def test_testing_module_exports() -> None:
     import tidings.testing
 
-    assert tidings.testing.__all__ == ["FakeClock", "Harness"]
+    assert tidings.testing.__all__ == ["DeadLetter", "FakeClock", "Harness"]

@@ -147,10 +147,13 @@ class Backend(Protocol):
     def groups(self) -> list[GroupInfo]:
         """Describe every consumer group with its lag."""
 
-    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
+    def reset_group(
+        self, group: str, topic: str, to: str | float, *, dry_run: bool = False
+    ) -> dict[TopicPartition, int]:
         """Move a group's committed offsets on `topic` to "earliest", "latest" or a time.
 
-        The group must have no live members. Returns the new committed offsets.
+        The group must have no live members. Returns the new committed offsets. With
+        `dry_run`, checks the same and returns the offsets it would commit, changing nothing.
         """
 
     def close(self) -> None:

@@ -246,9 +246,11 @@ class MemoryBackend:
                 out.append(GroupInfo(name, state, tuple(sorted(g.members)), lags))
             return out
 
-    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
+    def reset_group(
+        self, group: str, topic: str, to: str | float, *, dry_run: bool = False
+    ) -> dict[TopicPartition, int]:
         with self._lock:
-            g = self._groups.setdefault(group, _Group())
+            g = self._groups.get(group) or _Group()
             if g.members:
                 raise ConfigurationError(
                     f"Group {group!r} has {len(g.members)} live member(s); stop its workers "
@@ -263,7 +265,8 @@ class MemoryBackend:
                 else:
                     offset = next((r.offset for r in log if r.timestamp >= float(to)), len(log))
                 result[TopicPartition(topic, p)] = offset
-            g.committed.update(result)
+            if not dry_run:
+                self._groups.setdefault(group, g).committed.update(result)
             return result
 
     def close(self) -> None:

@@ -67,11 +67,34 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from tidings import __version__
+
+        try:
+            installed = version("tidings")
+        except PackageNotFoundError:
+            installed = __version__
+        typer.echo(f"tidings {installed}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: Annotated[
         bool,
         typer.Option("--debug", envvar="TIDINGS_DEBUG", help="Show tracebacks on errors."),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the installed tidings version and exit.",
+        ),
     ] = False,
 ) -> None:
     """tidings: event-driven systems on Apache Kafka."""

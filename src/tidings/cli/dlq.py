@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -12,16 +10,11 @@ from tidings.backends.base import Backend
 from tidings.cli import render
 from tidings.cli.groups import unknown_group
 from tidings.cli.options import BrokerOpt, JsonOpt, connect
-from tidings.cli.reader import BATCH, read_existing
-from tidings.cli.topics import require
-from tidings.records import Record, TopicPartition
-from tidings.runtime import dead_letters as dl
-from tidings.wire import H_ID, H_TYPE, header_text
+
+if TYPE_CHECKING:
+    from tidings.cli.dlq_index import DeadEvent
 
 dlq_app = typer.Typer(name="dlq", help="Inspect and replay dead letters.", no_args_is_help=True)
-REPLAY_GROUP = "tidings-dlq-replay.{group}"
-JOIN_LIMIT = 30.0
-"""Seconds to wait for records while partitions are still unread (group join on Kafka)."""
 GroupOpt = Annotated[str, typer.Option("--group", "-g", metavar="G", help="Consumer group.")]
 
 
@@ -32,45 +25,62 @@ def list_dead_letters(
         typer.Option("--group", "-g", metavar="G", help="Only this group's dead letters."),
     ] = None,
     count: Annotated[
-        int, typer.Option("-n", "--count", min=1, metavar="N", help="Show the last N.")
+        int, typer.Option("-n", "--count", min=1, metavar="N", help="Show the last N events.")
     ] = 20,
     broker: BrokerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List dead-letter topics and their most recent dead letters (why each failed)."""
+    """List dead-lettered events, one row per event id: why it failed and its replay status.
+
+    Status: pending (never replayed), replayed, or failed-again (replayed, then
+    dead-lettered again).
+    """
+    from tidings.cli import dlq_index  # imported here: it loads pydantic
+
     with connect(broker) as backend:
-        topics = dlq_topics(backend, group)
-        records = sorted(
-            read_existing(backend, list(topics), last=count),
-            key=lambda r: (r.timestamp, r.topic, r.partition, r.offset),
-        )[-count:]
+        topics = dlq_index.dlq_topics(backend, group)
+        if group and not topics and group not in {g.group for g in backend.groups()}:
+            no_dead_letters(backend, group)
+        events = dlq_index.index(backend, topics)
         url = backend.url
-    letters = [letter_json(r) for r in records]
+    shown = events[-count:]
+    per_topic = {t: [e for e in events if e.dlq_topic == t] for t in topics}
     if as_json:
-        render.emit_json({"topics": topics, "dead_letters": letters})
+        render.emit_json(
+            {
+                "topics": {t: len(es) for t, es in per_topic.items()},
+                "dead_letters": [event_json(e) for e in shown],
+            }
+        )
         return
     whose = f" for group {group!r}" if group else ""
     if not topics:
         render.warn(f"No dead letters{whose} on {url}.")
         return
     render.table(
-        ["dead-letter topic", "dead letters"], sorted(topics.items()), title=f"Dead letters{whose}"
+        ["dead-letter topic", "events", "pending", "replayed", "failed again"],
+        (
+            (t, len(es), *(sum(e.status is s for e in es) for s in dlq_index.Status))
+            for t, es in per_topic.items()
+        ),
+        title=f"Dead letters{whose}",
     )
     render.table(
-        ["failed at", "group", "original", "type", "key", "reason", "error"],
+        ["failed at", "status", "event id", "group", "original", "type", "key", "error"],
         (
             (
                 d["failed_at"],
+                d["status"] + (f" ({d['dead_letters']}x)" if d["dead_letters"] > 1 else ""),
+                d["id"],
                 d["group"],
                 d["original"],
                 d["type"],
                 d["key"],
-                d["reason"],
-                shorten(f"{d['error_type']}: {d['error_message']}", 160),
+                shorten(f"{d['reason']}: {d['error_type']}: {d['error_message']}", 160),
             )
-            for d in letters
+            for d in (event_json(e) for e in shown)
         ),
-        title=f"Last {len(letters)} dead letter(s)",
+        title=f"Last {len(shown)} of {len(events)} dead-lettered event(s)",
     )
 
 
@@ -87,134 +97,112 @@ def replay(
             "--id",
             metavar="EVENT_ID",
             show_default=False,
-            help="Replay only this event (repeatable); progress is not recorded.",
+            help="Replay only this event (repeatable), whatever its status.",
         ),
     ] = None,
     replay_all: Annotated[
-        bool, typer.Option("--all", help="Replay every dead letter, even ones replayed before.")
+        bool, typer.Option("--all", help="Also replay events that were replayed before.")
     ] = False,
     broker: BrokerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Re-publish dead letters to their original topic, for group G only.
+    """Re-publish dead-lettered events to their original topic, for group G only.
 
-    Progress is kept in the consumer group tidings-dlq-replay.G, committed after each
-    batch is stored, so running replay again only replays dead letters added since.
+    Each event id is replayed once per run, from its newest dead letter: by default the
+    events not replayed yet (pending or failed-again); with --all every one; with --id the
+    events named. A replay marker in the dead-letter topic records what was replayed, so
+    `tidings dlq list` shows it and the next replay skips it.
     """
+    from tidings.cli import dlq_index  # imported here: it loads pydantic
+    from tidings.cli.topics import require
+    from tidings.runtime.dead_letters import dlq_topic
+
     with connect(broker) as backend:
         if topic is not None:
-            names = [require(backend, dl.dlq_topic(topic, group)).name]
+            names = [require(backend, dlq_topic(topic, group)).name]
         else:
-            names = sorted(dlq_topics(backend, group))
+            names = dlq_index.dlq_topics(backend, group)
         if not names:
+            if ids:
+                no_dead_letters(backend, group)
             known = [g.group for g in backend.groups()]
             if group not in known:
                 unknown_group(backend, group, known)
+        events = dlq_index.index(backend, names)
         if ids:
-            replayed, missing = replay_ids(backend, names, group, set(ids))
+            wanted = list(dict.fromkeys(ids))
+            by_id = {e.event_id: e for e in events}
+            missing = [i for i in wanted if i not in by_id]
+            if missing:
+                listed = ", ".join(e.event_id for e in events[-5:]) or "none"
+                render.error(
+                    f"No dead letter with event id {', '.join(missing)} in {', '.join(names)}; "
+                    f"nothing was replayed. Recent ids: {listed}. See `tidings dlq list "
+                    f"--group {group}`."
+                )
+                raise typer.Exit(1)
+            chosen = [by_id[i] for i in wanted]
+        elif replay_all:
+            chosen = events
         else:
-            replayed, missing = replay_new(backend, names, group, from_start=replay_all), []
+            chosen = [e for e in events if e.status is not dlq_index.Status.REPLAYED]
+        replayed = dlq_index.replay(backend, chosen, group)
     if as_json:
-        render.emit_json({"group": group, "replayed": replayed, "not_found": missing})
+        render.emit_json(
+            {"group": group, "replayed": replayed, "ids": [e.event_id for e in chosen]}
+        )
     elif not names:
         render.warn(f"Group {group!r} has no dead letters.")
     else:
-        render.done(f"Replayed {replayed} dead letter(s) into group {group!r}.")
-    if missing:
-        render.error(f"No dead letter with id {', '.join(missing)} in {', '.join(names)}.")
+        skipped = 0 if ids or replay_all else len(events) - replayed
+        note = f"; {skipped} replayed before (--all replays them too)" if skipped else ""
+        render.done(f"Replayed {replayed} dead-lettered event(s) into group {group!r}{note}.")
+
+
+def no_dead_letters(backend: Backend, group: str) -> NoReturn:
+    """Exit 1 saying `group` has no dead letters, listing the groups that have some."""
+    from tidings.cli import dlq_index
+
+    with_letters = dlq_index.dlq_groups(backend)
+    if group in {g.group for g in backend.groups()}:
+        listed = ", ".join(with_letters) if with_letters else "none"
+        render.error(
+            f"Group {group!r} has no dead letters on {backend.url}. "
+            f"Groups with dead letters: {listed}."
+        )
         raise typer.Exit(1)
+    unknown_group(backend, group, with_letters, what="with dead letters")
 
 
-def replay_ids(
-    backend: Backend, names: Sequence[str], group: str, ids: set[str]
-) -> tuple[int, list[str]]:
-    """Replay the dead letters whose event id is in `ids`; return the count and ids not found."""
-    chosen = [r for r in read_existing(backend, names) if header_text(r.headers, H_ID) in ids]
-    if chosen:
-        backend.produce([dl.replay_record(r, group) for r in chosen])
-    found = {header_text(r.headers, H_ID) for r in chosen}
-    return len(chosen), sorted(ids - found)
+def event_json(event: DeadEvent) -> dict[str, Any]:
+    """Describe one dead-lettered event for `dlq list` (numbers are numbers)."""
+    from tidings.runtime import dead_letters as dl
 
-
-def replay_new(backend: Backend, names: Sequence[str], group: str, *, from_start: bool) -> int:
-    """Replay dead letters not replayed before (all with `from_start`); return how many."""
-    if not names:
-        return 0
-    tracker = REPLAY_GROUP.format(group=group)
-    if from_start:
-        for name in names:
-            backend.reset_group(tracker, name, "earliest")
-    committed = {
-        (p.topic, p.partition): p.committed
-        for g in backend.groups()
-        if g.group == tracker
-        for p in g.partitions
-    }
-    end: dict[TopicPartition, int] = {}
-    for info in backend.topics():
-        if info.name in names:
-            for p, (s, e) in enumerate(zip(info.start_offsets, info.end_offsets, strict=True)):
-                tp = TopicPartition(info.name, p)
-                if max(s, committed.get(tp) or 0) < e:
-                    end[tp] = e
-    if not end:
-        return 0
-    replayed = 0
-    handle = backend.open_consumer(tracker, list(names), start="earliest", listener=None)
-    try:
-        quiet_since = time.monotonic()
-        while end and time.monotonic() - quiet_since < JOIN_LIMIT:
-            records = [r for r in handle.fetch(BATCH, 0.5) if r.offset < end.get(r.tp, -1)]
-            if not records:
-                continue
-            quiet_since = time.monotonic()
-            backend.produce([dl.replay_record(r, group) for r in records])
-            offsets = {r.tp: r.offset + 1 for r in records}
-            handle.commit(offsets, sync=True)
-            replayed += len(records)
-            for tp, next_offset in offsets.items():
-                if next_offset >= end[tp]:
-                    del end[tp]
-        if end:
-            render.warn(
-                f"{len(end)} partition(s) of {', '.join(names)} were not read (is another "
-                "`tidings dlq replay` running?); run replay again to finish."
-            )
-    finally:
-        handle.close()
-    return replayed
-
-
-def dlq_topics(backend: Backend, group: str | None) -> dict[str, int]:
-    """Return the dead-letter topics (of `group`, or all) with how many records each holds."""
-    suffix = f".{group}.dlq" if group else ".dlq"
+    d = event.newest
+    replay = event.last_replay
     return {
-        t.name: sum(e - s for s, e in zip(t.start_offsets, t.end_offsets, strict=True))
-        for t in backend.topics()
-        if t.name.endswith(suffix) and len(t.name) > len(suffix)
-    }
-
-
-def letter_json(record: Record) -> dict[str, Any]:
-    def h(name: str) -> str | None:
-        return header_text(record.headers, name)
-
-    return {
-        "dlq_topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "failed_at": h(dl.H_FAILED_AT) or render.when(record.timestamp),
-        "group": h(dl.H_GROUP),
-        "original": f"{h(dl.H_TOPIC)}[{h(dl.H_PARTITION)}]@{h(dl.H_OFFSET)}",
-        "id": h(H_ID),
-        "type": h(H_TYPE),
-        "key": render.text(record.key),
-        "reason": h(dl.H_REASON),
-        "error_type": h(dl.H_ERROR_TYPE),
-        "error_message": h(dl.H_ERROR_MESSAGE),
-        "attempts": h(dl.H_ATTEMPTS),
-        "traceback": h(dl.H_TRACEBACK),
-        "value": render.json_value(record.value),
+        "id": d.event_id,
+        "status": str(event.status),
+        "dead_letters": len(event.letters),
+        "dlq_topic": event.dlq_topic,
+        "partition": d.record.partition,
+        "offset": d.record.offset,
+        "failed_at": d.failed_at or render.when(d.record.timestamp),
+        "group": d.group,
+        "original": f"{d.topic}[{d.partition}]@{d.offset}",
+        "original_topic": d.topic,
+        "original_partition": d.partition,
+        "original_offset": d.offset,
+        "type": d.event_type,
+        "key": render.text(d.record.key),
+        "reason": d.reason,
+        "error_type": d.error_type,
+        "error_message": d.error_message,
+        "attempts": d.attempts,
+        "traceback": d.traceback,
+        "value": render.json_value(d.record.value),
+        "replayed_at": render.text(replay.header(dl.H_REPLAYED_AT)) if replay else None,
+        "replayed_to": render.text(replay.header(dl.H_REPLAYED_TO)) if replay else None,
     }
 
 

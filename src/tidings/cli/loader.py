@@ -27,6 +27,13 @@ def load_app(spec: str) -> App:
             f"APP must be module:attribute, e.g. 'shop:app' (got {spec!r}). The module is "
             "imported like `import shop`; the attribute is the App instance in it."
         )
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        dotted = module_name.removesuffix(".py").replace("\\", "/").removeprefix("./")
+        suggestion = f"{dotted.strip('/').replace('/', '.')}:{attribute}"
+        raise AppLoadError(
+            f"APP names a module, not a file: {spec!r}. Did you mean {suggestion!r}? Run "
+            "from the directory that holds the module (or its package), as for `python -m`."
+        )
     module = _import(module_name, spec)
     target: object = module
     for i, part in enumerate(attribute.split(".")):

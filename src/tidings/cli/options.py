@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -68,9 +69,19 @@ def parse_when(text: str) -> float:
 
 @contextlib.contextmanager
 def connect(broker: str | None) -> Iterator[Backend]:
-    """Open the broker named by `broker` (see `--broker`) and close it afterwards."""
-    backend = open_backend(broker)
+    """Open the broker named by `broker` (see `--broker`) and close it afterwards.
+
+    The Kafka client's log lines (e.g. one per failed connection attempt) are held back
+    meanwhile: a command that cannot reach the broker fails with one clear error instead.
+    """
+    client_log = logging.getLogger("tidings.kafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)
     try:
-        yield backend
+        backend = open_backend(broker)
+        try:
+            yield backend
+        finally:
+            backend.close()
     finally:
-        backend.close()
+        client_log.setLevel(level)

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from tidings.backends.base import Backend
 from tidings.cli import render
-from tidings.cli.loader import load_app
 from tidings.cli.options import BrokerOpt, JsonOpt, connect, parse_duration
 from tidings.cli.topics import require
-from tidings.clock import SYSTEM_CLOCK
-from tidings.events import event_class
-from tidings.publisher import H_DUE, Publisher
 from tidings.records import OutgoingRecord
-from tidings.wire import (
-    CONTENT_TYPE,
-    H_CONTENT_TYPE,
-    H_ID,
-    H_SOURCE,
-    H_SPEC,
-    H_TIME,
-    H_TYPE,
-    SPECVERSION,
-    format_time,
-    new_event_id,
-)
+
+if TYPE_CHECKING:
+    from tidings.app import App
+    from tidings.events import Event
 
 SOURCE = "tidings-cli"
 
@@ -75,9 +63,19 @@ def publish(
     With --app, a type with a known Event class is validated first; otherwise the JSON is
     sent as it is, with CloudEvents headers (source tidings-cli).
     """
+    # Imported here, not at the top: pydantic and the runtime are slow to load.
+    from pydantic import ValidationError
+
+    from tidings.cli.loader import load_app
+    from tidings.clock import SYSTEM_CLOCK
+    from tidings.events import event_class
+    from tidings.publisher import Publisher
+
     fields = parse_json(sys.stdin.read() if data == "-" else data)
     app = load_app(app_spec) if app_spec else None
     cls = event_class(event_type)
+    if cls is None and app is not None:
+        unknown_type(event_type, app, app_spec or "")
     if broker is None and app is not None:
         broker = app.broker
     with connect(broker) as backend:
@@ -126,6 +124,22 @@ def parse_json(text: str) -> dict[str, Any]:
     return fields
 
 
+def unknown_type(event_type: str, app: App, app_spec: str) -> None:
+    """Exit with an error naming the Event types known after loading the app."""
+    from tidings.events import registered_types
+
+    handled = {t for c in app.consumers for t in c.handler.type_names}
+    known = sorted(handled | set(registered_types()))
+    close = difflib.get_close_matches(event_type, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(known) if known else "none (define Event subclasses in the app's module)"
+    render.error(
+        f"Unknown event type {event_type!r} for app {app.name!r} ({app_spec}): no Event class "
+        f"has that type, so nothing would handle it.{hint} Known types: {listed}."
+    )
+    raise typer.Exit(1)
+
+
 def raw_record(
     topic: str,
     event_type: str,
@@ -135,6 +149,20 @@ def raw_record(
     deliver_at: float | None,
 ) -> tuple[OutgoingRecord, str]:
     """Build a CloudEvents binary-mode record for unvalidated JSON, as the publisher does."""
+    from tidings.publisher import H_DUE
+    from tidings.wire import (
+        CONTENT_TYPE,
+        H_CONTENT_TYPE,
+        H_ID,
+        H_SOURCE,
+        H_SPEC,
+        H_TIME,
+        H_TYPE,
+        SPECVERSION,
+        format_time,
+        new_event_id,
+    )
+
     eid = new_event_id()
     headers: list[tuple[str, bytes]] = [
         (H_SPEC, SPECVERSION),
@@ -164,8 +192,13 @@ def report(
     deliver_at: float | None,
     as_json: bool,
     *,
-    validated: type | None,
+    validated: type[Event] | None,
 ) -> None:
+    if validated is None:
+        render.warn(
+            f"The event was not validated: no Event class has type {event_type!r} here. "
+            "Pass --app module:attribute to validate it against the app's Event classes."
+        )
     if as_json:
         render.emit_json(
             {
@@ -184,5 +217,3 @@ def report(
         render.done(f"Published {event_type} {eid} to {where}@{offset}")
     else:
         render.done(f"Scheduled {event_type} {eid} for {where}, due {render.due(deliver_at)}")
-    if validated is None:
-        render.warn(f"(type {event_type!r} not validated: no Event class known; see --app)")

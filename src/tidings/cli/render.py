@@ -10,15 +10,17 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tidings.wire import format_time
-
 Cell = str | int | float | None
+MAX_DEPTH = 200
+"""JSON values nested deeper than this are summarised, not shown: parsing and printing them
+recurses once per level, and Python's stack allows about 1,000 levels."""
 
 
 def stdout() -> Console:
@@ -77,8 +79,13 @@ def cell_text(value: Cell) -> str:
 
 
 def when(ts: float | None) -> str | None:
-    """Format epoch seconds as RFC 3339 UTC (None stays None)."""
+    """Format epoch seconds as RFC 3339 UTC, to the millisecond (None stays None)."""
     return None if ts is None else format_time(ts)
+
+
+def format_time(ts: float) -> str:
+    """Format epoch seconds as RFC 3339 UTC with milliseconds, e.g. 2024-05-01T12:00:00.000Z."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def due(ts: float | None, now: float | None = None) -> str | None:
@@ -108,23 +115,59 @@ def retention(seconds: float | None) -> str:
 
 
 def compact_json(value: bytes | None) -> str:
-    """Render a record value: compact JSON when it is JSON, else a repr of the bytes."""
+    """Render a record value: compact JSON when it is JSON, else a repr of the bytes.
+
+    A value nested too deeply to parse or print safely shows as a one-line summary.
+    """
     if value is None:
         return "null"
     try:
-        return json.dumps(json.loads(value), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(load_json(value), separators=(",", ":"), ensure_ascii=False)
+    except TooDeep:
+        return too_deep(value)
     except (ValueError, UnicodeDecodeError):
         return repr(value)
 
 
 def json_value(value: bytes | None) -> Any:
-    """Return a record value as a JSON-friendly object (parsed JSON, else text)."""
+    """Return a record value as a JSON-friendly object (parsed JSON, else text).
+
+    A value nested too deeply to parse or print safely becomes a summary string.
+    """
     if value is None:
         return None
     try:
-        return json.loads(value)
+        return load_json(value)
+    except TooDeep:
+        return too_deep(value)
     except (ValueError, UnicodeDecodeError):
         return value.decode("utf-8", "replace")
+
+
+class TooDeep(Exception):
+    """A JSON value nests more than MAX_DEPTH levels."""
+
+
+def load_json(value: bytes) -> Any:
+    """Parse JSON, raising TooDeep instead of RecursionError (or later failures to print)."""
+    try:
+        doc = json.loads(value)
+    except RecursionError:
+        raise TooDeep from None
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, dict | list):
+            continue
+        if depth > MAX_DEPTH:
+            raise TooDeep
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children)
+    return doc
+
+
+def too_deep(value: bytes) -> str:
+    return f"(value too deeply nested to display, {len(value):,} bytes)"
 
 
 def text(value: bytes | None) -> str | None:

@@ -7,11 +7,8 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
 
 from tidings.cli import render
-from tidings.cli.loader import load_app
 from tidings.cli.options import BrokerOpt
 
 log = logging.getLogger("tidings.cli")
@@ -57,6 +54,8 @@ def run(
     The first signal stops fetching, lets in-flight handlers finish within the grace
     period, commits and leaves the groups; a second Ctrl-C aborts at once.
     """
+    from tidings.cli.loader import load_app  # imported here: the app loads pydantic
+
     app = load_app(app_spec)
     known = app.groups()
     unknown = [g for g in group or [] if g not in known]
@@ -86,6 +85,9 @@ def run(
 
 def configure_logging(level: str) -> None:
     """Send log records to stderr through rich, at `level` and above."""
+    from rich.console import Console
+    from rich.logging import RichHandler
+
     handler = RichHandler(
         console=Console(stderr=True),
         show_path=False,

@@ -17,7 +17,6 @@ from tidings.cli.options import BrokerOpt, connect
 from tidings.cli.reader import follow, read_existing
 from tidings.cli.topics import require
 from tidings.records import Record, Start
-from tidings.wire import H_ID, H_TYPE, header_text, json_headers
 
 DEFAULT_LAST = 10
 
@@ -70,7 +69,7 @@ def tail(
                 read_existing(backend, [topic], last=last),
                 key=lambda r: (r.timestamp, r.partition, r.offset),
             )
-            records = newest[len(newest) - last :] if last else []
+            records = newest[max(0, len(newest) - last) :] if last else []
         with contextlib.suppress(KeyboardInterrupt):
             printed = show(records, count, as_json)
             if not printed and not keep_following and not as_json:
@@ -100,6 +99,8 @@ def show(records: Iterable[Record], count: int | None, as_json: bool) -> int:
 
 
 def line(record: Record) -> Text:
+    from tidings.wire import H_TYPE, header_text  # lazily: wire loads pydantic
+
     key = render.text(record.key)
     return Text.assemble(
         (render.when(record.timestamp) or "", "dim"),
@@ -115,6 +116,8 @@ def line(record: Record) -> Text:
 
 
 def record_json(record: Record) -> dict[str, Any]:
+    from tidings.wire import H_ID, H_TYPE, header_text, json_headers
+
     return {
         "topic": record.topic,
         "partition": record.partition,

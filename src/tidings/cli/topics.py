@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from tidings.app import App
 from tidings.backends.base import Backend, TopicInfo
 from tidings.cli import render
 from tidings.cli.options import BrokerOpt, JsonOpt, connect, parse_duration
@@ -65,6 +64,8 @@ def create_topic(
     broker: BrokerOpt = None,
 ) -> None:
     """Create a topic. An existing topic with the same partition count is left as it is."""
+    from tidings.app import App  # imported here: pydantic and the runtime are slow to load
+
     spec = App("tidings-cli").topic(name, partitions=partitions, retention=retention)
     with connect(broker) as backend:
         existing = find(backend, name)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 
 from tidings.records import Headers, OutgoingRecord, Record
-from tidings.wire import format_time
+from tidings.wire import H_ID, H_TYPE, format_time, header_text
 
 H_REASON = "tidings-dlq-reason"
 H_ERROR_TYPE = "tidings-dlq-error-type"
@@ -20,6 +21,16 @@ H_TIME = "tidings-dlq-original-time"
 H_FAILED_AT = "tidings-dlq-failed-at"
 H_REPLAY_GROUP = "tidings-replay-group"
 """Set on replayed events: only this group handles them; other groups skip them."""
+
+H_REPLAYED = "tidings-dlq-replayed"
+"""On a replay marker: ``PARTITION@OFFSET`` of the dead letter (same topic) that was replayed.
+
+`tidings dlq replay` appends one marker per replayed dead letter to the dead-letter topic
+itself (no value), so which dead letters were replayed is kept on the broker, the same way
+on every backend. Readers of dead letters skip markers (`is_replay_marker`)."""
+H_REPLAYED_ID = "tidings-dlq-replayed-id"
+H_REPLAYED_AT = "tidings-dlq-replayed-at"
+H_REPLAYED_TO = "tidings-dlq-replayed-to"
 
 H_RETRY_ATTEMPT = "tidings-retry-attempt"
 H_RETRY_TOPIC = "tidings-retry-original-topic"
@@ -127,4 +138,77 @@ def replay_record(record: Record, group: str) -> OutgoingRecord:
     )
     return OutgoingRecord(
         topic, record.key, record.value, (*kept, (H_REPLAY_GROUP, group.encode()))
+    )
+
+
+def replay_marker(letter: Record, replayed_to: str, now: float) -> OutgoingRecord:
+    """Build the marker saying `letter` (a dead letter) was replayed to `replayed_to`."""
+    headers: Headers = (
+        (H_REPLAYED, f"{letter.partition}@{letter.offset}".encode()),
+        (H_REPLAYED_ID, dead_letter_id(letter).encode()),
+        (H_REPLAYED_AT, format_time(now).encode()),
+        (H_REPLAYED_TO, replayed_to.encode()),
+    )
+    return OutgoingRecord(letter.topic, letter.key, None, headers, letter.partition)
+
+
+def is_replay_marker(record: Record) -> bool:
+    """Return whether `record` in a dead-letter topic is a replay marker, not a dead letter."""
+    return record.value is None and record.header(H_REPLAYED) is not None
+
+
+def dead_letter_id(letter: Record) -> str:
+    """Return the event id of a dead letter (its ce_id, else its original position)."""
+    eid = header_text(letter.headers, H_ID)
+    if eid:
+        return eid
+    return "-".join(header_text(letter.headers, h) or "?" for h in (H_TOPIC, H_PARTITION, H_OFFSET))
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterInfo:
+    """What a dead letter's headers say: which event, from where, and why it failed."""
+
+    record: Record
+    event_id: str
+    event_type: str | None
+    group: str | None
+    reason: str | None
+    error_type: str | None
+    error_message: str | None
+    traceback: str | None
+    attempts: int | None
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    failed_at: str | None
+
+
+def read_dead_letter(record: Record) -> DeadLetterInfo:
+    """Read the dead-letter headers of `record` (missing or malformed ones become None)."""
+
+    def text(name: str) -> str | None:
+        return header_text(record.headers, name)
+
+    def number(name: str) -> int | None:
+        raw = text(name)
+        try:
+            return int(raw) if raw is not None else None
+        except ValueError:
+            return None
+
+    return DeadLetterInfo(
+        record=record,
+        event_id=dead_letter_id(record),
+        event_type=text(H_TYPE),
+        group=text(H_GROUP),
+        reason=text(H_REASON),
+        error_type=text(H_ERROR_TYPE),
+        error_message=text(H_ERROR_MESSAGE),
+        traceback=text(H_TRACEBACK),
+        attempts=number(H_ATTEMPTS),
+        topic=text(H_TOPIC),
+        partition=number(H_PARTITION),
+        offset=number(H_OFFSET),
+        failed_at=text(H_FAILED_AT),
     )

@@ -11,6 +11,6 @@ def test_ban_freezes_payments():
 """
 
 from tidings.testing.clock import FakeClock
-from tidings.testing.harness import Harness
+from tidings.testing.harness import DeadLetter, Harness
 
-__all__ = ["FakeClock", "Harness"]
+__all__ = ["DeadLetter", "FakeClock", "Harness"]

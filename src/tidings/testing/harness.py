@@ -5,18 +5,72 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any
 
 from tidings.app import App
 from tidings.backends.memory import MemoryBackend
 from tidings.events import Event
+from tidings.exceptions import DecodeError
 from tidings.publisher import Published, TopicRef
 from tidings.records import Record
-from tidings.runtime.dead_letters import dlq_topic
+from tidings.runtime import dead_letters as dl
 from tidings.runtime.runner import Runner
 from tidings.testing.clock import FakeClock
+from tidings.wire import decode_data, read_envelope
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A dead letter as a test sees it: which event, why it failed, after how many attempts."""
+
+    event: Event | None
+    """The event, decoded; None when it cannot be (unknown type, bad JSON, schema violation)."""
+    value: bytes | None
+    """The raw value, as published."""
+    event_id: str
+    event_type: str | None
+    reason: str | None
+    """Why: ``handler_error``, ``bad_json``, ``schema_violation``, ``unknown_type``, ..."""
+    error_type: str | None
+    """The exception's class name, e.g. ``ValueError``."""
+    error_message: str | None
+    attempts: int | None
+    topic: str | None
+    partition: int | None
+    offset: int | None
+    """Where the original event was."""
+    record: Record
+    """The dead-letter record itself, with every header."""
+
+    @property
+    def error(self) -> str:
+        """``ErrorType: message``, as a log line would show it."""
+        return f"{self.error_type}: {self.error_message}"
+
+    @classmethod
+    def from_record(cls, record: Record) -> DeadLetter:
+        info = dl.read_dead_letter(record)
+        try:
+            envelope, data = read_envelope(record)
+            event: Event | None = decode_data(record, envelope, data)
+        except DecodeError:
+            event = None
+        return cls(
+            event=event,
+            value=record.value,
+            event_id=info.event_id,
+            event_type=info.event_type,
+            reason=info.reason,
+            error_type=info.error_type,
+            error_message=info.error_message,
+            attempts=info.attempts,
+            topic=info.topic,
+            partition=info.partition,
+            offset=info.offset,
+            record=record,
+        )
 
 
 class Harness:
@@ -32,28 +86,19 @@ class Harness:
         self.clock = FakeClock()
         self.backend = MemoryBackend(url="memory://harness", clock=self.clock)
         self.groups = groups
-        self._saved: dict[str, Any] = {}
-        self._running: contextlib.AbstractContextManager[Runner] | None = None
+        self._stack = contextlib.ExitStack()
         self.runner: Runner | None = None
 
     def __enter__(self) -> Harness:
         app = self.app
-        self._saved = {
-            "backend": app._backend,
-            "declared": set(app._declared),
-            "clock": app.clock,
-            "pclock": app.publisher.clock,
-        }
-        app._backend = self.backend
-        app._declared.clear()
-        app.clock = self.clock
-        app.publisher.clock = self.clock
-        if app.consumers:
-            self._running = app.running(self.groups)
-            self.runner = self._running.__enter__()
-            for worker in self.runner.workers:
-                worker.commit_interval = 0.005
-                worker.poll_timeout = 0.005
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(app.use_backend(self.backend, clock=self.clock))
+            if app.consumers:
+                self.runner = stack.enter_context(app.running(self.groups))
+                for worker in self.runner.workers:
+                    worker.commit_interval = 0.005
+                    worker.poll_timeout = 0.005
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(
@@ -62,13 +107,7 @@ class Harness:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._running is not None:
-            self._running.__exit__(exc_type, exc, tb)
-        app = self.app
-        app._backend = self._saved["backend"]
-        app._declared = self._saved["declared"]
-        app.clock = self._saved["clock"]
-        app.publisher.clock = self._saved["pclock"]
+        self._stack.__exit__(exc_type, exc, tb)
 
     def publish(
         self,
@@ -125,9 +164,13 @@ class Harness:
         """Return every record stored in `topic`."""
         return list(self._read(topic))
 
-    def dead_letters(self, topic: str, group: str) -> list[Record]:
-        """Return the dead letters `group` wrote for events of `topic`."""
-        return self.records(dlq_topic(topic, group))
+    def dead_letters(self, topic: str, group: str) -> list[DeadLetter]:
+        """Return the dead letters `group` wrote for events of `topic`, oldest first."""
+        return [
+            DeadLetter.from_record(r)
+            for r in self._read(dl.dlq_topic(topic, group))
+            if not dl.is_replay_marker(r)
+        ]
 
     def _read(self, topic: str) -> Iterator[Record]:
         handle = self.backend.open_consumer(None, [topic], start="earliest", listener=None)

@@ -87,9 +87,11 @@ def describe_groups(conn: sqlite3.Connection, log: Log, now: float) -> list[Grou
 
 def reset_group(
     store: Store, conn: sqlite3.Connection, meta: TopicMeta, group: str, to: str | float,
-    now: float,
+    now: float, *, dry_run: bool = False,
 ) -> dict[TopicPartition, int]:  # fmt: skip
     """Set `group`'s committed offsets on `meta` to "earliest", "latest" or a time.
+
+    With `dry_run`, return the offsets it would set and write none of them.
 
     Raises:
         ConfigurationError: `to` is not one of those, or the group has live members.
@@ -116,6 +118,8 @@ def reset_group(
             else:
                 offset = Log.offset_at(conn, meta, p, float(to))
             result[TopicPartition(meta.name, p)] = offset
+        if dry_run:
+            return result
         conn.executemany(
             "INSERT INTO offsets (grp, topic, partition, committed) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (grp, topic, partition) DO UPDATE SET committed = excluded.committed",

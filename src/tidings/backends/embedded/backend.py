@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
@@ -119,6 +118,8 @@ class EmbeddedBackend:
 
     async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         """`produce` in a worker thread: a SQLite commit blocks, the event loop must not."""
+        import asyncio  # here, not at the top: CLI commands open this backend without a loop
+
         return await asyncio.to_thread(self.produce, records)
 
     def produce_stream(self, chunks: Iterable[Sequence[OutgoingRecord]]) -> list[RecordMetadata]:
@@ -302,8 +303,11 @@ class EmbeddedBackend:
         with self.store.pooled() as conn, self.store.snapshot(conn):
             return admin.describe_groups(conn, self.log, self.clock.time())
 
-    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
-        """Move `group`'s offsets on `topic`; refuses while the group has live members.
+    def reset_group(
+        self, group: str, topic: str, to: str | float, *, dry_run: bool = False
+    ) -> dict[TopicPartition, int]:
+        """Move `group`'s offsets on `topic` (with `dry_run`, only say where to); refuses while
+        the group has live members.
 
         Raises:
             ConfigurationError: the group has live members, or `to` is not understood.
@@ -311,7 +315,7 @@ class EmbeddedBackend:
         now = self.clock.time()
         meta = self.log.get(topic, now)
         with self.store.pooled() as conn:
-            return admin.reset_group(self.store, conn, meta, group, to, now)
+            return admin.reset_group(self.store, conn, meta, group, to, now, dry_run=dry_run)
 
     def close(self) -> None:
         """Close every connection (consumers should be closed first)."""

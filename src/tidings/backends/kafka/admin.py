@@ -307,7 +307,9 @@ class KafkaAdmin:
             for gid, state, members, committed, owners in rows
         ]
 
-    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
+    def reset_group(
+        self, group: str, topic: str, to: str | float, *, dry_run: bool = False
+    ) -> dict[TopicPartition, int]:
         if to == "earliest":
             spec = EARLIEST
         elif to == "latest":
@@ -339,6 +341,8 @@ class KafkaAdmin:
         if to not in ("earliest", "latest"):  # no record at or after that time: the end
             ends = self.offsets(tps, LATEST)
             offsets = {tp: o if o >= 0 else ends[tp] for tp, o in offsets.items()}
+        if dry_run:
+            return offsets
         request = ConsumerGroupTopicPartitions(
             group, [KafkaTP(tp.topic, tp.partition, o) for tp, o in offsets.items()]
         )

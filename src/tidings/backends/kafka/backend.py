@@ -141,8 +141,10 @@ class KafkaBackend:
     def groups(self) -> list[GroupInfo]:
         return self._admin.groups()
 
-    def reset_group(self, group: str, topic: str, to: str | float) -> dict[TopicPartition, int]:
-        return self._admin.reset_group(group, topic, to)
+    def reset_group(
+        self, group: str, topic: str, to: str | float, *, dry_run: bool = False
+    ) -> dict[TopicPartition, int]:
+        return self._admin.reset_group(group, topic, to, dry_run=dry_run)
 
     def close(self) -> None:
         with self._lock:

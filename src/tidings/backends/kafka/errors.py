@@ -45,7 +45,7 @@ def describe(exc: BaseException) -> str:
 def broker_unavailable(servers: str, timeout: float, reason: str) -> BrokerUnavailable:
     return BrokerUnavailable(
         f"No Kafka broker answered at {servers} within {timeout:g} s ({reason}). Is Kafka "
-        "running? Start the local one with `scripts/kafka start`, check the broker URL "
+        "running? (In a tidings checkout, `scripts/kafka start` runs a local one.) Check the URL "
         "(--broker / TIDINGS_BROKER), or raise the backend option connect_timeout."
     )
 
