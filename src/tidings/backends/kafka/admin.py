@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
@@ -30,6 +31,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import broker_unavailable, kafka_error, translate
+from tidings.backends.kafka.replicas import check_brokers, check_existing, with_durability
 from tidings.exceptions import BrokerError, ConfigurationError
 from tidings.records import TopicPartition, TopicSpec
 
@@ -49,6 +51,14 @@ LEADERLESS = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
     }
 )
+REFUSED_CONFIG = frozenset(
+    {
+        KafkaError.INVALID_REPLICATION_FACTOR,
+        KafkaError.INVALID_CONFIG,
+        KafkaError.INVALID_PARTITIONS,
+        KafkaError.POLICY_VIOLATION,
+    }
+)
 INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
 INTERNAL_GROUP_PREFIX = "tidings."
 
@@ -66,6 +76,8 @@ class KafkaAdmin:
         self._client: AdminClient | None = None
         self.known_topics: dict[str, int] = {}
         """Partition counts of topics seen to exist (they never shrink)."""
+        self.declared: dict[str, TopicSpec] = {}
+        """Topics this admin created, with the replication and config they got."""
 
     @property
     def client(self) -> AdminClient:
@@ -100,23 +112,47 @@ class KafkaAdmin:
 
     # -- topics --------------------------------------------------------------------------
 
-    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the missing topics and wait until each has a leader for every partition."""
+    def ensure_topics(self, specs: Sequence[TopicSpec], *, implicit: bool = False) -> None:
+        """Create the missing topics and wait until each has a leader for every partition.
+
+        Replication and min.insync.replicas follow `tidings.backends.kafka.replicas`
+        (`implicit`: tidings creates these topics itself, nobody declared them).
+
+        Raises:
+            ConfigurationError: a topic needs more replicas than the cluster has live
+                brokers, or an existing topic has another replication than declared.
+        """
         wanted = {s.name: s for s in specs if s.name not in self.known_topics}
         if not wanted:
             return
-        existing = self.metadata().topics
-        missing = [s for name, s in wanted.items() if name not in existing]
+        md = self.metadata()
+        existing = md.topics
+        for name, spec in wanted.items():
+            tmd = existing.get(name)
+            if tmd is not None and tmd.error is None and tmd.partitions:
+                replicas = len(tmd.partitions[min(tmd.partitions)].replicas)
+                check_existing(spec, replicas, self.settings.servers)
+                self.declared[name] = replace(spec, replication=replicas or spec.replication)
+        missing = [
+            with_durability(s, self.settings, self.declared, implicit=implicit)
+            for name, s in wanted.items()
+            if name not in existing
+        ]
         if missing:
+            check_brokers(missing, len(md.brokers), self.settings.servers)
             new = [
                 NewTopic(
                     s.name,
                     num_partitions=s.partitions,
-                    config=(
-                        {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
-                        if s.retention is not None
-                        else {}
-                    ),
+                    replication_factor=s.replication or -1,
+                    config={
+                        **(
+                            {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
+                            if s.retention is not None
+                            else {}
+                        ),
+                        **dict(s.config),
+                    },
                 )
                 for s in missing
             ]
@@ -129,8 +165,16 @@ class KafkaAdmin:
                     self._wait(future, f"create topic {name!r}")
                 except BrokerError as exc:
                     cause = kafka_error(exc.__cause__) if exc.__cause__ else None
+                    if cause is not None and cause.code() in REFUSED_CONFIG:
+                        raise ConfigurationError(
+                            f"Kafka at {self.settings.servers} refused to create topic "
+                            f"{name!r}: {cause.str()}. Fix its partitions=, replication= or "
+                            "config= (app.topic(...)) or the App-wide replication option."
+                        ) from exc
                     if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise
+        for s in missing:
+            self.declared[s.name] = s
         self._await_leaders(list(wanted))
 
     def _await_leaders(self, names: list[str]) -> None:
@@ -160,7 +204,7 @@ class KafkaAdmin:
         """Return how many partitions `topic` has, creating it (one partition) if missing."""
         count = self.known_topics.get(topic)
         if count is None:
-            self.ensure_topics([TopicSpec(topic)])
+            self.ensure_topics([TopicSpec(topic)], implicit=True)
             count = self.known_topics[topic]
         return count
 

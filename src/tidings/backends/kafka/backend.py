@@ -85,7 +85,7 @@ class KafkaBackend:
             ]
             if delayed:
                 if not self._tiers_ready:
-                    self._admin.ensure_topics(self._delay_topics.specs())
+                    self._admin.ensure_topics(self._delay_topics.specs(), implicit=True)
                     self._tiers_ready = True
                 out = list(records)
                 for i in delayed:

@@ -122,7 +122,7 @@ class KafkaProducer:
             self._healthy = True
         missing = [t for t in topics if t not in self.admin.known_topics]
         if missing:
-            self.admin.ensure_topics([TopicSpec(t) for t in missing])
+            self.admin.ensure_topics([TopicSpec(t) for t in missing], implicit=True)
         for rec in explicit:
             assert rec.partition is not None
             count = self.admin.known_topics[rec.topic]
