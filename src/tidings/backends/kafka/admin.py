@@ -34,6 +34,7 @@ from tidings.backends.kafka.errors import broker_unavailable, kafka_error, trans
 from tidings.backends.kafka.replicas import check_brokers, check_existing, with_durability
 from tidings.exceptions import BrokerError, ConfigurationError
 from tidings.records import TopicPartition, TopicSpec
+from tidings.replication import MIN_INSYNC
 
 T = TypeVar("T")
 
@@ -254,16 +255,17 @@ class KafkaAdmin:
         )
         if not names:
             return []
-        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
-        timeout = self.settings.connect_timeout
-        configs = self.client.describe_configs(resources, request_timeout=timeout)
         retention: dict[str, float | None] = {}
-        for resource, future in configs.items():
-            entry = self._wait(future, "describe topic configs").get("retention.ms")
+        min_insync: dict[str, int] = {}
+        for name, entries in self.topic_configs(names).items():
+            entry = entries.get("retention.ms")
             ms = int(entry.value) if entry is not None and entry.value is not None else -1
             source = getattr(entry, "source", None)
             overridden = getattr(source, "value", source) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
-            retention[resource.name] = ms / 1000 if overridden and ms >= 0 else None
+            retention[name] = ms / 1000 if overridden and ms >= 0 else None
+            entry = entries.get(MIN_INSYNC)
+            if entry is not None and entry.value is not None:
+                min_insync[name] = int(entry.value)
         tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
         starts = self.offsets(tps, EARLIEST)
         ends = self.offsets(tps, LATEST)
@@ -274,9 +276,27 @@ class KafkaAdmin:
                 retention=retention.get(n),
                 start_offsets=tuple(starts[tp] for tp in tps if tp.topic == n),
                 end_offsets=tuple(ends[tp] for tp in tps if tp.topic == n),
+                leaders=tuple(p.leader for _, p in sorted(md.topics[n].partitions.items())),
+                replicas=tuple(
+                    tuple(p.replicas) for _, p in sorted(md.topics[n].partitions.items())
+                ),
+                in_sync=tuple(tuple(p.isrs) for _, p in sorted(md.topics[n].partitions.items())),
+                min_insync=min_insync.get(n),
             )
             for n in names
         ]
+
+    def topic_configs(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each topic's configuration entries (librdkafka `ConfigEntry`) by property name."""
+        if not names:
+            return {}
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
+        timeout = self.settings.connect_timeout
+        configs = self.client.describe_configs(resources, request_timeout=timeout)
+        return {
+            resource.name: self._wait(future, "describe topic configs")
+            for resource, future in configs.items()
+        }
 
     # -- groups --------------------------------------------------------------------------
 

@@ -15,8 +15,15 @@ The rule, lowest precedence first (see README "Running on a Kafka cluster"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+
+# These are documented public names; the stubs just do not re-export them.
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    ResourceType,
+)
 
 from tidings.backends.kafka.config import KafkaSettings
 from tidings.exceptions import ConfigurationError
@@ -87,3 +94,53 @@ def check_existing(spec: TopicSpec, replicas: int, servers: str) -> None:
             f"replication={replicas}, or reassign its partitions with Kafka's "
             "kafka-reassign-partitions tool first."
         )
+
+
+DIAGNOSIS_TIMEOUT = 2.0
+"""Seconds a failed publish spends asking the cluster why (on top of delivery_timeout)."""
+
+
+def diagnose(client: AdminClient, topics: Iterable[str]) -> str:
+    """Explain, from the cluster's metadata, why writes to `topics` cannot be acknowledged.
+
+    Returns a sentence naming the partitions without a leader or with fewer in-sync
+    replicas than their min.insync.replicas, and the fix; "" when none is found or the
+    cluster does not answer within `DIAGNOSIS_TIMEOUT`.
+    """
+    names = sorted(set(topics))
+    try:
+        md = client.list_topics(timeout=DIAGNOSIS_TIMEOUT)
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names if n in md.topics]
+        futures = client.describe_configs(resources, request_timeout=DIAGNOSIS_TIMEOUT)
+        min_insync = {}
+        for resource, future in futures.items():
+            entry = future.result(timeout=DIAGNOSIS_TIMEOUT + 1).get(MIN_INSYNC)
+            min_insync[resource.name] = int(entry.value) if entry is not None else 1
+    except Exception:  # a diagnosis must never hide the failure it explains
+        return ""
+    problems: list[str] = []
+    for name in names:
+        tmd = md.topics.get(name)
+        for pid, p in sorted(tmd.partitions.items()) if tmd is not None else ():
+            if p.leader < 0:
+                problems.append(
+                    f"partition {pid} of {name!r} has no leader (replicas on brokers "
+                    f"{sorted(p.replicas)}, none of them up)"
+                )
+            elif len(p.isrs) < min_insync.get(name, 1):
+                problems.append(
+                    f"partition {pid} of {name!r} has {len(p.isrs)} in-sync replica(s) (broker "
+                    f"{', '.join(map(str, sorted(p.isrs)))}), below its min.insync.replicas="
+                    f"{min_insync[name]}"
+                )
+    if not problems:
+        return ""
+    shown = "; ".join(problems[:3]) + (
+        f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+    )
+    return (
+        f"Cause: {shown}; live brokers: {', '.join(map(str, sorted(md.brokers))) or 'none'}. "
+        "Kafka refuses these writes (NOT_ENOUGH_REPLICAS) until enough replicas are back in "
+        "sync: restart the missing brokers (or lower the topic's min.insync.replicas, which "
+        "trades durability for availability)."
+    )
