@@ -215,7 +215,14 @@ cluster_start() {
         echo "kafka: $NBROKERS-broker cluster already running on $HOST:$PORT-$((PORT + NBROKERS - 1)); nothing to do"
         return 0
     fi
-    ((running == 0)) || die "$running of $((NBROKERS + 1)) nodes of $CRUN are running; use 'restart NODE' for one broker, or 'stop' first"
+    if ((running > 0)); then
+        # Some nodes died or were killed: start the missing ones on their data.
+        for ((node = 0; node <= NBROKERS; node++)); do
+            node_running "$node" || { info "starting $(node_name "$node") again (it was down)"; start_node "$node"; }
+        done
+        echo "kafka: $NBROKERS-broker cluster ready on $HOST:$PORT-$((PORT + NBROKERS - 1)) after $(elapsed "$t0")s"
+        return 0
+    fi
     for ((node = 0; node <= NBROKERS; node++)); do
         port_open "$(node_port "$node")" && die "$HOST:$(node_port "$node") (for $(node_name "$node")) is already in use; pick another TIDINGS_KAFKA_PORT"
     done

@@ -112,7 +112,7 @@ def _start(cluster: Cluster) -> bool:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kafka_cluster() -> Iterator[Cluster]:
     cluster = Cluster(int(os.environ.get("TIDINGS_CLUSTER_PORT", "39092")))
     started = _start(cluster)

@@ -60,6 +60,8 @@ REFUSED_CONFIG = frozenset(
         KafkaError.POLICY_VIOLATION,
     }
 )
+CONFIG_TRY = 2.0
+"""Seconds one try at describing topic configs may take (see `topic_configs`)."""
 INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
 INTERNAL_GROUP_PREFIX = "tidings."
 
@@ -269,6 +271,13 @@ class KafkaAdmin:
         tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
         starts = self.offsets(tps, EARLIEST)
         ends = self.offsets(tps, LATEST)
+        # Replica state as of now: the calls above may have waited out a leader election.
+        fresh = self.metadata().topics
+        md.topics.update(
+            (n, fresh[n])
+            for n in names
+            if n in fresh and len(fresh[n].partitions) == len(md.topics[n].partitions)
+        )
         return [
             TopicInfo(
                 name=n,
@@ -291,12 +300,23 @@ class KafkaAdmin:
         if not names:
             return {}
         resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
-        timeout = self.settings.connect_timeout
-        configs = self.client.describe_configs(resources, request_timeout=timeout)
-        return {
-            resource.name: self._wait(future, "describe topic configs")
-            for resource, future in configs.items()
-        }
+        deadline = time.monotonic() + self.settings.connect_timeout
+        while True:
+            # librdkafka sends this to the broker metadata names as "controller"; just after
+            # a broker died that may still be the dead one. Short tries, with fresh metadata
+            # in between, find a live one within connect_timeout.
+            remaining = deadline - time.monotonic()
+            timeout = max(min(CONFIG_TRY, remaining), 0.1)
+            configs = self.client.describe_configs(resources, request_timeout=timeout)
+            try:
+                return {
+                    resource.name: self._wait(future, "describe topic configs")
+                    for resource, future in configs.items()
+                }
+            except BrokerError:
+                if time.monotonic() + 0.1 >= deadline:
+                    raise
+            self.metadata()
 
     # -- groups --------------------------------------------------------------------------
 
