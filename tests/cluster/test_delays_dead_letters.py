@@ -27,12 +27,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 DELAYED = 300
 
 
-class Reminder(Event):
+class ClusterReminder(Event):
     n: int
     due: float
 
 
-class Poison(Event):
+class ClusterPoison(Event):
     n: int
 
 
@@ -57,8 +57,8 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
     lock = threading.Lock()
 
     @app.consumer(topic, group="reminders", retry=Retry(attempts=2, backoff=0.1))
-    def remind(event: Reminder | Poison) -> None:
-        if isinstance(event, Poison):
+    def remind(event: ClusterReminder | ClusterPoison) -> None:
+        if isinstance(event, ClusterPoison):
             raise ValueError(f"poison {event.n}")
         with lock:
             handled.append((event.n, event.due, time.time()))
@@ -72,7 +72,7 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
                 app.publish_many(
                     topic,
                     [
-                        (f"k{n}", Reminder(n=n, due=start + delay))
+                        (f"k{n}", ClusterReminder(n=n, due=start + delay))
                         for n in range(batch * DELAYED // 10, (batch + 1) * DELAYED // 10)
                     ],
                     delay=timedelta(seconds=delay),
@@ -82,7 +82,7 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
             busiest = leaders.most_common(1)[0][0]
             cluster.kill(cluster.node_of(busiest))
             for n in range(5):  # handled, retried and dead-lettered during the failover
-                app.publish(topic, Poison(n=n), key=f"p{n}")
+                app.publish(topic, ClusterPoison(n=n), key=f"p{n}")
             time.sleep(5)  # the tier heads wait out the outage with a broker down
             back_in = cluster.restart(cluster.node_of(busiest))
             wait_until(lambda: len(handled) >= DELAYED, 90, "every delayed event")
@@ -110,4 +110,4 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
     assert not early, f"delivered before due: {early[:5]}"
     assert sorted(counts) == list(range(DELAYED))
     assert all(c == 1 for c in counts.values()), counts.most_common(3)
-    assert sorted(Poison.model_validate_json(v).n for v in dead) == list(range(5))
+    assert sorted(ClusterPoison.model_validate_json(v).n for v in dead) == list(range(5))

@@ -28,7 +28,7 @@ CHUNK = 100
 RATE = 1_000  # events/s: the stream lasts ~20 s, so the kill lands mid-stream
 
 
-class Tick(Event):
+class FailoverTick(Event):
     key: str
     seq: int
 
@@ -41,7 +41,7 @@ class Handled:
         self.order: dict[str, list[int]] = defaultdict(list)
         self.times: list[float] = []
 
-    def add(self, event: Tick) -> None:
+    def add(self, event: FailoverTick) -> None:
         with self.lock:
             self.order[event.key].append(event.seq)
             self.times.append(time.monotonic())
@@ -77,11 +77,11 @@ def test_killing_the_busiest_leader_loses_nothing(cluster: Cluster, topic_name: 
     groups = {"alpha": Handled(), "beta": Handled()}
 
     @app.consumer(topic, group="alpha", concurrency=8)
-    async def alpha(event: Tick) -> None:
+    async def alpha(event: FailoverTick) -> None:
         groups["alpha"].add(event)
 
     @app.consumer(topic, group="beta")
-    async def beta(event: Tick, ctx: Context) -> None:
+    async def beta(event: FailoverTick, ctx: Context) -> None:
         groups["beta"].add(event)
 
     acked: dict[str, int] = {}  # key -> last seq whose publish returned
@@ -92,7 +92,7 @@ def test_killing_the_busiest_leader_loses_nothing(cluster: Cluster, topic_name: 
         seq = 0
         start = time.monotonic()
         while seq * KEYS < EVENTS:
-            items = [(f"k{k}", Tick(key=f"k{k}", seq=seq)) for k in range(KEYS)]
+            items = [(f"k{k}", FailoverTick(key=f"k{k}", seq=seq)) for k in range(KEYS)]
             for i in range(0, KEYS, CHUNK):
                 while True:  # a failed publish is sent again: at least once, in order
                     try:

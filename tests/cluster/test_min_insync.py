@@ -19,7 +19,7 @@ from tidings.exceptions import PublishError
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
 
-class Note(Event):
+class MinIsrNote(Event):
     n: int
 
 
@@ -35,7 +35,7 @@ def stored(app: App, topic: str) -> list[int]:
             records = handle.fetch(500, 0.2)
             if records:
                 quiet_until = time.monotonic() + 2
-            seen += [Note.model_validate_json(r.value or b"").n for r in records]
+            seen += [MinIsrNote.model_validate_json(r.value or b"").n for r in records]
     finally:
         handle.close()
     return seen
@@ -47,7 +47,7 @@ def test_publishing_below_min_insync_fails_within_the_bound_then_resumes(
     app = App("min-isr", broker=cluster.url)  # default delivery_timeout: 30 s
     topic = app.topic(topic_name, replication=3, config={"min.insync.replicas": "2"})
     try:
-        acked = [n for n in range(50) if app.publish(topic, Note(n=n), key="k")]
+        acked = [n for n in range(50) if app.publish(topic, MinIsrNote(n=n), key="k")]
         leader = cluster.leaders(topic_name).most_common(1)[0][0]
         others = [n for n in (1, 2, 3) if n != leader]
         cluster.kill(others[0])
@@ -55,7 +55,7 @@ def test_publishing_below_min_insync_fails_within_the_bound_then_resumes(
 
         t0 = time.monotonic()
         with pytest.raises(PublishError) as failed:
-            app.publish(topic, Note(n=1000), key="k")
+            app.publish(topic, MinIsrNote(n=1000), key="k")
         took = time.monotonic() - t0
         message = str(failed.value)
         print(f"\nbelow min ISR: {type(failed.value).__name__} after {took:.1f} s: {message}")
@@ -64,7 +64,7 @@ def test_publishing_below_min_insync_fails_within_the_bound_then_resumes(
 
         back = cluster.restart(others[0])
         t1 = time.monotonic()
-        acked += [n for n in range(50, 100) if app.publish(topic, Note(n=n), key="k")]
+        acked += [n for n in range(50, 100) if app.publish(topic, MinIsrNote(n=n), key="k")]
         print(
             f"broker {others[0]} back in {back:.1f} s; publishing resumed, 50 more in "
             f"{time.monotonic() - t1:.1f} s"

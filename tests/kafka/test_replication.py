@@ -13,7 +13,7 @@ from tidings.records import TopicSpec
 pytestmark = pytest.mark.kafka
 
 
-class Ping(Event):
+class ReplPing(Event):
     n: int
 
 
@@ -22,7 +22,7 @@ def test_more_replicas_than_brokers_fails_at_startup(bootstrap: str, topic_name:
     topic = app.topic(topic_name, replication=3, config={"min.insync.replicas": "2"})
     try:
         with pytest.raises(ConfigurationError) as failed:
-            app.publish(topic, Ping(n=1))
+            app.publish(topic, ReplPing(n=1))
         assert f"Topic {topic_name!r} needs replication=3" in str(failed.value)
         assert "has 1 live broker(s)" in str(failed.value)
     finally:
