@@ -7,7 +7,9 @@
 #   node i      broker only       127.0.0.1:PORT+i-1, for i = 1..N
 #   run dir     /tmp/tidings-kafka-cluster-PORT (TIDINGS_KAFKA_RUN), one sub-folder node<i> each
 # The single-node mode puts its controller on PORT+1, which here is broker 2: a cluster and a
-# single node need base ports at least 101 apart.
+# single node need base ports at least 101 apart. Keep every port below the kernel's
+# ephemeral range (ip_local_port_range, usually from 32768), where an outgoing connection
+# may hold it: the tests use base 29092.
 #
 # Why a dedicated controller rather than three combined broker+controller nodes: the tests
 # kill brokers (one, then two at once); with combined nodes two dead nodes would also lose
@@ -244,10 +246,19 @@ cluster_start() {
         wait "${pids[$node]}" || { cat "$(node_dir "$node")/format.log" >&2; die "formatting node $node failed"; }
     done
     for ((node = 0; node <= NBROKERS; node++)); do : >"$(node_log "$node")"; done
+    # A node that fails to start must not leave the others running without it.
+    trap 'abort_start' EXIT
     launch_node 0
     for ((node = 1; node <= NBROKERS; node++)); do launch_node "$node"; done
     for ((node = 0; node <= NBROKERS; node++)); do wait_node "$node" 1; done
+    trap - EXIT
     echo "kafka: $NBROKERS-broker cluster ready on $HOST:$PORT-$((PORT + NBROKERS - 1)) (controller $HOST:$CCPORT, run dir $CRUN) after $(elapsed "$t0")s"
+}
+
+abort_start() {
+    local node
+    info "stopping the nodes started so far"
+    for ((node = NBROKERS; node >= 0; node--)); do terminate_node "$node" KILL; done
 }
 
 cluster_stop() {

@@ -1,7 +1,7 @@
 """A real three-broker Kafka cluster (scripts/kafka --brokers 3) for the failover tests.
 
 The cluster is started once per session on its own ports (base `TIDINGS_CLUSTER_PORT`,
-default 39092: brokers 39092-39094, controller 39192) and stopped at the end if this
+default 29092: brokers 29092-29094, controller 29192) and stopped at the end if this
 session started it. Without Java the tests skip; with TIDINGS_REQUIRE_KAFKA=1 they fail.
 Each test starts with every broker up (brokers a previous test left down are restarted).
 """
@@ -114,7 +114,7 @@ def _start(cluster: Cluster) -> bool:
 
 @pytest.fixture(scope="package")
 def kafka_cluster() -> Iterator[Cluster]:
-    cluster = Cluster(int(os.environ.get("TIDINGS_CLUSTER_PORT", "39092")))
+    cluster = Cluster(int(os.environ.get("TIDINGS_CLUSTER_PORT", "29092")))
     started = _start(cluster)
     try:
         yield cluster

@@ -3,8 +3,10 @@
 `App(replication=3)` makes the delay tiers and the dead-letter topic 3-way replicated with
 min.insync.replicas=2. Delayed events are published, the broker leading most of the tier
 and target partitions is SIGKILLed while they wait, and events that fail for good are
-published during the failover. Each delayed event must be handled exactly once and never
-before it is due; every dead letter must be on the dead-letter topic afterwards.
+published during the failover, as are events retried through the group's retry topic
+(`Retry(keep_order=False)`). Each delayed event must be handled exactly once and never
+before it is due; every dead letter must be on the dead-letter topic afterwards, and every
+retried event handled once more.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from tests.cluster.conftest import Cluster
 from tests.helpers import wait_until
-from tidings import App, Event, Retry
+from tidings import App, Context, Event, Retry
 from tidings.backends.kafka.tiers import DUE, TIERS, DelayTopics
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
@@ -33,6 +35,10 @@ class ClusterReminder(Event):
 
 
 class ClusterPoison(Event):
+    n: int
+
+
+class ClusterFlaky(Event):
     n: int
 
 
@@ -63,6 +69,15 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
         with lock:
             handled.append((event.n, event.due, time.time()))
 
+    retried: list[int] = []
+
+    @app.consumer(topic, group="retrier", retry=Retry(keep_order=False, backoff=0.5))
+    def once_more(event: ClusterFlaky, ctx: Context) -> None:
+        if ctx.attempt == 1:  # back through <topic>.retrier.retry and a delay tier
+            raise ValueError(f"flaky {event.n}")
+        with lock:
+            retried.append(event.n)
+
     names = DelayTopics(namespace)
     try:
         with app.running():
@@ -83,13 +98,15 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
             cluster.kill(cluster.node_of(busiest))
             for n in range(5):  # handled, retried and dead-lettered during the failover
                 app.publish(topic, ClusterPoison(n=n), key=f"p{n}")
+                app.publish(topic, ClusterFlaky(n=n), key=f"f{n}")
             time.sleep(5)  # the tier heads wait out the outage with a broker down
             back_in = cluster.restart(cluster.node_of(busiest))
             wait_until(lambda: len(handled) >= DELAYED, 90, "every delayed event")
+            wait_until(lambda: len(set(retried)) == 5, 30, "every retried event")
             dead = read_all(app, f"{topic_name}.reminders.dlq", 5)
             time.sleep(2)  # a duplicate forward would arrive by now
         admin = cluster.admin()
-        made = [*tiers, f"{topic_name}.reminders.dlq", topic_name]
+        made = [*tiers, f"{topic_name}.reminders.dlq", f"{topic_name}.retrier.retry", topic_name]
         md = admin.metadata()
         configs = admin.topic_configs(made)
         for name in made:  # what App(replication=3) gave the topics tidings made itself
@@ -105,9 +122,11 @@ def test_delays_and_dead_letters_survive_a_failover(cluster: Cluster, topic_name
         f"\ndelays across failover: {DELAYED} delayed, broker {busiest} killed (led "
         f"{leaders[busiest]} partitions), back in {back_in:.1f} s; handled {len(counts)}, "
         f"duplicates {sum(c - 1 for c in counts.values())}, early {len(early)}, latest "
-        f"{late:.1f} s after due; dead letters {len(dead)}"
+        f"{late:.1f} s after due; dead letters {len(dead)}; retried through the retry topic "
+        f"{sorted(retried)}"
     )
     assert not early, f"delivered before due: {early[:5]}"
     assert sorted(counts) == list(range(DELAYED))
     assert all(c == 1 for c in counts.values()), counts.most_common(3)
     assert sorted(ClusterPoison.model_validate_json(v).n for v in dead) == list(range(5))
+    assert sorted(retried) == list(range(5))
