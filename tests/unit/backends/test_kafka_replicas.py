@@ -106,3 +106,15 @@ def test_retry_topics_take_the_settings_of_their_topic() -> None:
     def handle(event: Event) -> None: ...
 
     assert app.topics["t.g.retry"].replication == 3
+
+
+def test_cluster_script_variables_are_not_librdkafka_properties() -> None:
+    env = {
+        "TIDINGS_KAFKA_BROKERS": "3",
+        "TIDINGS_KAFKA_BROKER_HEAP": "320m",
+        "TIDINGS_KAFKA_REPLICATION": "3",
+        "TIDINGS_KAFKA_MIN_INSYNC_REPLICAS": "2",
+    }
+    loaded = load_settings("h:1", {}, environ=env)
+    assert loaded.common == {}
+    assert (loaded.replication, loaded.min_insync_replicas) == (3, 2)
