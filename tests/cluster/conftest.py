@@ -90,6 +90,12 @@ class Cluster:
         md = self.admin().metadata(topic)
         return Counter(p.leader for p in md.topics[topic].partitions.values())
 
+    def coordinators(self, groups: list[str]) -> dict[str, int]:
+        """The broker id coordinating each group."""
+        admin = self.admin()
+        futures = admin.client.describe_consumer_groups(groups, request_timeout=10)
+        return {g: f.result(timeout=15).coordinator.id for g, f in futures.items()}
+
     def node_of(self, broker_id: int) -> int:
         return broker_id  # scripts/kafka gives broker i node id i
 
