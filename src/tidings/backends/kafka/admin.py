@@ -60,6 +60,8 @@ REFUSED_CONFIG = frozenset(
         KafkaError.POLICY_VIOLATION,
     }
 )
+SLOW_OFFSETS = 1.0
+"""Seconds of offset lookups after which `topics` reads the replica state again."""
 CONFIG_TRY = 2.0
 """Seconds one try at describing topic configs may take (see `topic_configs`)."""
 INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
@@ -269,15 +271,17 @@ class KafkaAdmin:
             if entry is not None and entry.value is not None:
                 min_insync[name] = int(entry.value)
         tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
+        began = time.monotonic()
         starts = self.offsets(tps, EARLIEST)
         ends = self.offsets(tps, LATEST)
-        # Replica state as of now: the calls above may have waited out a leader election.
-        fresh = self.metadata().topics
-        md.topics.update(
-            (n, fresh[n])
-            for n in names
-            if n in fresh and len(fresh[n].partitions) == len(md.topics[n].partitions)
-        )
+        if time.monotonic() - began > SLOW_OFFSETS:
+            # They waited out a leader election: show the replica state after it.
+            fresh = self.metadata().topics
+            md.topics.update(
+                (n, fresh[n])
+                for n in names
+                if n in fresh and len(fresh[n].partitions) == len(md.topics[n].partitions)
+            )
         return [
             TopicInfo(
                 name=n,
