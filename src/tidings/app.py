@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,6 +26,7 @@ from tidings.publisher import (
     topic_name,
 )
 from tidings.records import Start, TopicSpec
+from tidings.replication import topic_config
 from tidings.runtime.dead_letters import retry_topic
 from tidings.runtime.group_worker import GroupWorker
 from tidings.runtime.handlers import inspect_handler
@@ -111,14 +112,24 @@ class App:
         *,
         partitions: int = 1,
         retention: timedelta | None = None,
+        replication: int | None = None,
+        config: Mapping[str, str | int] | None = None,
     ) -> Topic:
-        """Declare a topic; it is created on the broker (if missing) when the app first uses it."""
+        """Declare a topic; it is created on the broker (if missing) when the app first uses it.
+
+        On Kafka, `replication` is the number of copies of each partition (None: the
+        ``App(replication=...)`` default, else the broker's) and `config` holds topic
+        properties such as ``{"min.insync.replicas": "2"}``, applied when tidings creates the
+        topic. The embedded and memory brokers keep one copy and ignore both.
+        """
         _check_name("Topic", name)
         if partitions < 1:
             raise ConfigurationError(f"Topic {name!r}: partitions must be >= 1 (got {partitions}).")
         if retention is not None and retention.total_seconds() <= 0:
             raise ConfigurationError(f"Topic {name!r}: retention must be positive.")
-        spec = TopicSpec(name, partitions, retention)
+        spec = TopicSpec(
+            name, partitions, retention, replication, topic_config(name, replication, config)
+        )
         existing = self.topics.get(name)
         if existing is not None and existing != spec:
             raise ConfigurationError(
@@ -181,7 +192,12 @@ class App:
                     )
             if retry is not None and not retry.keep_order:
                 spec = self.topics[name]
-                self.topic(retry_topic(name, group), partitions=spec.partitions)
+                self.topic(
+                    retry_topic(name, group),
+                    partitions=spec.partitions,
+                    replication=spec.replication,
+                    config=dict(spec.config),
+                )
             self.consumers.append(
                 ConsumerSpec(
                     handler=info,

@@ -71,8 +71,15 @@ class RecordMetadata(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic declaration: name, partition count and retention (None: broker default)."""
+    """A topic declaration: name, partition count and retention (None: broker default).
+
+    `replication` (copies of each partition; None: the app's default, else the broker's) and
+    `config` (broker topic properties such as ``min.insync.replicas``) matter on Kafka only;
+    the embedded and memory brokers keep one copy and ignore them.
+    """
 
     name: str
     partitions: int = 1
     retention: timedelta | None = None
+    replication: int | None = None
+    config: tuple[tuple[str, str], ...] = ()

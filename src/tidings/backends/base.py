@@ -71,6 +71,23 @@ class TopicInfo:
     end_offsets: tuple[int, ...]
     delayed_pending: int = 0
     next_due: float | None = None
+    leaders: tuple[int, ...] = ()
+    """Kafka only (empty elsewhere): the broker id leading each partition, -1 for none."""
+    replicas: tuple[tuple[int, ...], ...] = ()
+    """Kafka only: the broker ids holding each partition's replicas."""
+    in_sync: tuple[tuple[int, ...], ...] = ()
+    """Kafka only: the broker ids of each partition's in-sync replicas."""
+    min_insync: int | None = None
+    """Kafka only: the topic's min.insync.replicas (writes fail with fewer in sync)."""
+
+    @property
+    def under_replicated(self) -> tuple[int, ...]:
+        """The partitions with fewer in-sync replicas than replicas."""
+        return tuple(
+            p
+            for p, (r, i) in enumerate(zip(self.replicas, self.in_sync, strict=True))
+            if len(i) < len(r)
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,8 +29,10 @@ def list_topics(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
     if not infos:
         render.warn(f"No topics on {url}. Create one with `tidings topics create NAME`.")
         return
+    replicated = any(t.replicas for t in infos)  # Kafka: replication columns
     render.table(
-        ["topic", "partitions", "retention", "events", "delayed", "next due"],
+        ["topic", "partitions", "retention", "events", "delayed", "next due"]
+        + (["replicas", "under-replicated"] if replicated else []),
         (
             (
                 t.name,
@@ -39,11 +41,15 @@ def list_topics(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
                 stored(t),
                 t.delayed_pending,
                 render.due(t.next_due),
+                *((replication(t), len(t.under_replicated) or None) if replicated else ()),
             )
             for t in infos
         ),
         title=f"Topics on {url}",
     )
+    for t in infos:
+        if t.under_replicated:
+            render.warn(under_replicated_warning(t))
 
 
 @topics_app.command("create")
@@ -61,12 +67,23 @@ def create_topic(
             help="How long events are kept, e.g. 12h or 7d (default: the broker's).",
         ),
     ] = None,
+    replication: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            metavar="N",
+            show_default=False,
+            help="Kafka: copies of each partition (default: the broker's); ignored elsewhere.",
+        ),
+    ] = None,
     broker: BrokerOpt = None,
 ) -> None:
     """Create a topic. An existing topic with the same partition count is left as it is."""
     from tidings.app import App  # imported here: pydantic and the runtime are slow to load
 
-    spec = App("tidings-cli").topic(name, partitions=partitions, retention=retention)
+    spec = App("tidings-cli").topic(
+        name, partitions=partitions, retention=retention, replication=replication
+    )
     with connect(broker) as backend:
         existing = find(backend, name)
         if existing is not None:
@@ -99,22 +116,61 @@ def describe_topic(
     if as_json:
         render.emit_json(topic_json(info))
         return
-    render.table(
-        ["partition", "start", "end", "events"],
-        (
-            (p, s, e, e - s)
-            for p, (s, e) in enumerate(zip(info.start_offsets, info.end_offsets, strict=True))
-        ),
-        title=(
-            f"{info.name}: {info.partitions} partition(s), retention "
-            f"{render.retention(info.retention)}, {stored(info):,} event(s)"
-        ),
-    )
+    offsets = list(zip(info.start_offsets, info.end_offsets, strict=True))
+    if info.replicas:  # Kafka: who holds each partition
+        render.table(
+            ["partition", "start", "end", "events", "leader", "replicas", "in sync"],
+            (
+                (p, s, e, e - s, leader if leader >= 0 else "none", brokers(r), brokers(i))
+                for p, ((s, e), leader, r, i) in enumerate(
+                    zip(offsets, info.leaders, info.replicas, info.in_sync, strict=True)
+                )
+            ),
+            title=describe_title(info)
+            + f", replication {replication(info)}, min.insync.replicas {info.min_insync or '-'}",
+        )
+        if info.under_replicated:
+            render.warn(under_replicated_warning(info))
+    else:
+        render.table(
+            ["partition", "start", "end", "events"],
+            ((p, s, e, e - s) for p, (s, e) in enumerate(offsets)),
+            title=describe_title(info),
+        )
     if info.delayed_pending:
         render.stdout().print(
             f"Delayed: {info.delayed_pending:,} pending, next due {render.due(info.next_due)}",
             markup=False,
         )
+
+
+def describe_title(info: TopicInfo) -> str:
+    return (
+        f"{info.name}: {info.partitions} partition(s), retention "
+        f"{render.retention(info.retention)}, {stored(info):,} event(s)"
+    )
+
+
+def replication(info: TopicInfo) -> int:
+    """Replicas per partition (the most any partition has; they differ only mid-reassignment)."""
+    return max((len(r) for r in info.replicas), default=0)
+
+
+def brokers(ids: tuple[int, ...]) -> str:
+    return ",".join(map(str, sorted(ids))) or "none"
+
+
+def under_replicated_warning(info: TopicInfo) -> str:
+    parts = ", ".join(
+        f"{p} ({len(info.in_sync[p])}/{len(info.replicas[p])} in sync)"
+        for p in info.under_replicated
+    )
+    return (
+        f"Topic {info.name!r} has under-replicated partitions: {parts}. A broker holding "
+        "replicas is down or lagging; writes fail once fewer replicas than "
+        f"min.insync.replicas ({info.min_insync or 'broker default'}) are in sync. Bring the "
+        "broker back (`tidings topics describe` shows which)."
+    )
 
 
 def stored(info: TopicInfo) -> int:
@@ -131,6 +187,18 @@ def topic_json(info: TopicInfo) -> dict[str, Any]:
         "end_offsets": list(info.end_offsets),
         "delayed_pending": info.delayed_pending,
         "next_due": render.when(info.next_due),
+        **(
+            {
+                "replication": replication(info),
+                "min_insync_replicas": info.min_insync,
+                "leaders": list(info.leaders),
+                "replicas": [sorted(r) for r in info.replicas],
+                "in_sync_replicas": [sorted(i) for i in info.in_sync],
+                "under_replicated_partitions": list(info.under_replicated),
+            }
+            if info.replicas
+            else {}
+        ),
     }
 
 

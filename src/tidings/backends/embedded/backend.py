@@ -57,6 +57,9 @@ class EmbeddedBackend:
         heartbeat_interval: seconds between a member's heartbeats (done inside `fetch`).
         max_page_count: cap on the file's pages (tests use it to simulate a full disk).
         clock: where timestamps, due times, heartbeats and retention read the time.
+        replication, min_insync_replicas: accepted and ignored, like a topic's
+            `replication` and `config`: one machine keeps one copy, so an App configured
+            for a Kafka cluster runs unchanged on the embedded broker.
 
     Raises:
         StorageError: the directory is not writable or the file is not a tidings store.
@@ -73,6 +76,8 @@ class EmbeddedBackend:
         heartbeat_interval: float = 1.0,
         max_page_count: int | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        replication: int | None = None,
+        min_insync_replicas: int | None = None,
     ) -> None:
         # Options may arrive as text (environment, URL); numbers are what is compared.
         session_timeout, heartbeat_interval = float(session_timeout), float(heartbeat_interval)

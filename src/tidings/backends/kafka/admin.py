@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
@@ -30,8 +31,10 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import broker_unavailable, kafka_error, translate
+from tidings.backends.kafka.replicas import check_brokers, check_existing, with_durability
 from tidings.exceptions import BrokerError, ConfigurationError
 from tidings.records import TopicPartition, TopicSpec
+from tidings.replication import MIN_INSYNC
 
 T = TypeVar("T")
 
@@ -49,6 +52,18 @@ LEADERLESS = frozenset(
         KafkaError.UNKNOWN_TOPIC_OR_PART,
     }
 )
+REFUSED_CONFIG = frozenset(
+    {
+        KafkaError.INVALID_REPLICATION_FACTOR,
+        KafkaError.INVALID_CONFIG,
+        KafkaError.INVALID_PARTITIONS,
+        KafkaError.POLICY_VIOLATION,
+    }
+)
+SLOW_OFFSETS = 1.0
+"""Seconds of offset lookups after which `topics` reads the replica state again."""
+CONFIG_TRY = 2.0
+"""Seconds one try at describing topic configs may take (see `topic_configs`)."""
 INTERNAL_TOPIC_PREFIXES = ("__", "tidings.delay.")
 INTERNAL_GROUP_PREFIX = "tidings."
 
@@ -66,6 +81,8 @@ class KafkaAdmin:
         self._client: AdminClient | None = None
         self.known_topics: dict[str, int] = {}
         """Partition counts of topics seen to exist (they never shrink)."""
+        self.declared: dict[str, TopicSpec] = {}
+        """Topics this admin created, with the replication and config they got."""
 
     @property
     def client(self) -> AdminClient:
@@ -100,23 +117,47 @@ class KafkaAdmin:
 
     # -- topics --------------------------------------------------------------------------
 
-    def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the missing topics and wait until each has a leader for every partition."""
+    def ensure_topics(self, specs: Sequence[TopicSpec], *, implicit: bool = False) -> None:
+        """Create the missing topics and wait until each has a leader for every partition.
+
+        Replication and min.insync.replicas follow `tidings.backends.kafka.replicas`
+        (`implicit`: tidings creates these topics itself, nobody declared them).
+
+        Raises:
+            ConfigurationError: a topic needs more replicas than the cluster has live
+                brokers, or an existing topic has another replication than declared.
+        """
         wanted = {s.name: s for s in specs if s.name not in self.known_topics}
         if not wanted:
             return
-        existing = self.metadata().topics
-        missing = [s for name, s in wanted.items() if name not in existing]
+        md = self.metadata()
+        existing = md.topics
+        for name, spec in wanted.items():
+            tmd = existing.get(name)
+            if tmd is not None and tmd.error is None and tmd.partitions:
+                replicas = len(tmd.partitions[min(tmd.partitions)].replicas)
+                check_existing(spec, replicas, self.settings.servers)
+                self.declared[name] = replace(spec, replication=replicas or spec.replication)
+        missing = [
+            with_durability(s, self.settings, self.declared, implicit=implicit)
+            for name, s in wanted.items()
+            if name not in existing
+        ]
         if missing:
+            check_brokers(missing, len(md.brokers), self.settings.servers)
             new = [
                 NewTopic(
                     s.name,
                     num_partitions=s.partitions,
-                    config=(
-                        {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
-                        if s.retention is not None
-                        else {}
-                    ),
+                    replication_factor=s.replication or -1,
+                    config={
+                        **(
+                            {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
+                            if s.retention is not None
+                            else {}
+                        ),
+                        **dict(s.config),
+                    },
                 )
                 for s in missing
             ]
@@ -129,8 +170,16 @@ class KafkaAdmin:
                     self._wait(future, f"create topic {name!r}")
                 except BrokerError as exc:
                     cause = kafka_error(exc.__cause__) if exc.__cause__ else None
+                    if cause is not None and cause.code() in REFUSED_CONFIG:
+                        raise ConfigurationError(
+                            f"Kafka at {self.settings.servers} refused to create topic "
+                            f"{name!r}: {cause.str()}. Fix its partitions=, replication= or "
+                            "config= (app.topic(...)) or the App-wide replication option."
+                        ) from exc
                     if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
                         raise
+        for s in missing:
+            self.declared[s.name] = s
         self._await_leaders(list(wanted))
 
     def _await_leaders(self, names: list[str]) -> None:
@@ -160,7 +209,7 @@ class KafkaAdmin:
         """Return how many partitions `topic` has, creating it (one partition) if missing."""
         count = self.known_topics.get(topic)
         if count is None:
-            self.ensure_topics([TopicSpec(topic)])
+            self.ensure_topics([TopicSpec(topic)], implicit=True)
             count = self.known_topics[topic]
         return count
 
@@ -210,19 +259,29 @@ class KafkaAdmin:
         )
         if not names:
             return []
-        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
-        timeout = self.settings.connect_timeout
-        configs = self.client.describe_configs(resources, request_timeout=timeout)
         retention: dict[str, float | None] = {}
-        for resource, future in configs.items():
-            entry = self._wait(future, "describe topic configs").get("retention.ms")
+        min_insync: dict[str, int] = {}
+        for name, entries in self.topic_configs(names).items():
+            entry = entries.get("retention.ms")
             ms = int(entry.value) if entry is not None and entry.value is not None else -1
             source = getattr(entry, "source", None)
             overridden = getattr(source, "value", source) == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
-            retention[resource.name] = ms / 1000 if overridden and ms >= 0 else None
+            retention[name] = ms / 1000 if overridden and ms >= 0 else None
+            entry = entries.get(MIN_INSYNC)
+            if entry is not None and entry.value is not None:
+                min_insync[name] = int(entry.value)
         tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
+        began = time.monotonic()
         starts = self.offsets(tps, EARLIEST)
         ends = self.offsets(tps, LATEST)
+        if time.monotonic() - began > SLOW_OFFSETS:
+            # They waited out a leader election: show the replica state after it.
+            fresh = self.metadata().topics
+            md.topics.update(
+                (n, fresh[n])
+                for n in names
+                if n in fresh and len(fresh[n].partitions) == len(md.topics[n].partitions)
+            )
         return [
             TopicInfo(
                 name=n,
@@ -230,9 +289,38 @@ class KafkaAdmin:
                 retention=retention.get(n),
                 start_offsets=tuple(starts[tp] for tp in tps if tp.topic == n),
                 end_offsets=tuple(ends[tp] for tp in tps if tp.topic == n),
+                leaders=tuple(p.leader for _, p in sorted(md.topics[n].partitions.items())),
+                replicas=tuple(
+                    tuple(p.replicas) for _, p in sorted(md.topics[n].partitions.items())
+                ),
+                in_sync=tuple(tuple(p.isrs) for _, p in sorted(md.topics[n].partitions.items())),
+                min_insync=min_insync.get(n),
             )
             for n in names
         ]
+
+    def topic_configs(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Each topic's configuration entries (librdkafka `ConfigEntry`) by property name."""
+        if not names:
+            return {}
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
+        deadline = time.monotonic() + self.settings.connect_timeout
+        while True:
+            # librdkafka sends this to the broker metadata names as "controller"; just after
+            # a broker died that may still be the dead one. Short tries, with fresh metadata
+            # in between, find a live one within connect_timeout.
+            remaining = deadline - time.monotonic()
+            timeout = max(min(CONFIG_TRY, remaining), 0.1)
+            configs = self.client.describe_configs(resources, request_timeout=timeout)
+            try:
+                return {
+                    resource.name: self._wait(future, "describe topic configs")
+                    for resource, future in configs.items()
+                }
+            except BrokerError:
+                if time.monotonic() + 0.1 >= deadline:
+                    raise
+            self.metadata()
 
     # -- groups --------------------------------------------------------------------------
 

@@ -26,7 +26,12 @@ class KafkaBackend:
     that does not answer makes `produce`, `open_consumer`, `ensure_topics` and the admin
     queries raise `BrokerUnavailable` within `connect_timeout` (default 10 s); a produced
     record that is not acknowledged within `delivery_timeout` (default 30 s) raises
-    `DeliveryUncertain` or `PublishError`.
+    `DeliveryUncertain` or `PublishError`; when partitions have no leader or fewer in-sync
+    replicas than their min.insync.replicas, the message names them and the fix (asking the
+    cluster takes at most 5 s more; see `tidings.backends.kafka.replicas.diagnose`).
+
+    Replication: topics get the replicas and min.insync.replicas described in
+    `tidings.backends.kafka.replicas` (options ``replication`` and ``min_insync_replicas``).
 
     Delays: records due later go to internal delay topics; a scheduler thread, started by
     the first group consumer this backend opens (so inside `tidings run` workers), moves
@@ -85,7 +90,7 @@ class KafkaBackend:
             ]
             if delayed:
                 if not self._tiers_ready:
-                    self._admin.ensure_topics(self._delay_topics.specs())
+                    self._admin.ensure_topics(self._delay_topics.specs(), implicit=True)
                     self._tiers_ready = True
                 out = list(records)
                 for i in delayed:

@@ -17,9 +17,10 @@ tidings' own options (keyword or ``TIDINGS_KAFKA_<NAME>``): ``connect_timeout`` 
 broker has to answer before `BrokerUnavailable`, default 10), ``delivery_timeout`` (seconds
 a produced record may take to be acknowledged, default 30; librdkafka's
 ``message.timeout.ms``), ``delays`` (run the delay scheduler in group workers, default
-true) and ``delay_namespace`` (separate delay topics and scheduler group, for deployments
-sharing a cluster; default none). A property librdkafka does not know raises
-`ConfigurationError` naming it and where it came from.
+true), ``delay_namespace`` (separate delay topics and scheduler group, for deployments
+sharing a cluster; default none), ``replication`` and ``min_insync_replicas`` (defaults for
+the topics this app creates; see `tidings.backends.kafka.replicas`). A property librdkafka
+does not know raises `ConfigurationError` naming it and where it came from.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ CONSUMER_DEFAULTS: dict[str, object] = {
 RESERVED_ENV = frozenset(
     {
         "BOOTSTRAP",
+        "BROKERS",
+        "BROKER_HEAP",
         "CONTROLLER_PORT",
         "HOME",
         "JVM_OPTS",
@@ -79,6 +82,9 @@ class KafkaSettings:
     delivery_timeout: float = 30.0
     delays: bool = True
     delay_namespace: str = ""
+    replication: int | None = None
+    """Replicas of each partition of the topics this app creates (None: broker default)."""
+    min_insync_replicas: int | None = None
     common: dict[str, object] = field(default_factory=dict)
     producer: dict[str, object] = field(default_factory=dict)
     consumer: dict[str, object] = field(default_factory=dict)
@@ -149,7 +155,24 @@ def _mapping(value: object, origin: str) -> Mapping[str, object]:
     return value
 
 
-OWN_OPTIONS = ("connect_timeout", "delivery_timeout", "delays", "delay_namespace")
+def _count(value: object, origin: str) -> int:
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = 0
+    if isinstance(value, bool) or count < 1:
+        raise ConfigurationError(f"{origin} must be a whole number >= 1, got {value!r}.")
+    return count
+
+
+OWN_OPTIONS = (
+    "connect_timeout",
+    "delivery_timeout",
+    "delays",
+    "delay_namespace",
+    "replication",
+    "min_insync_replicas",
+)
 SCOPED = {"config": "common", "producer_config": "producer", "consumer_config": "consumer"}
 
 
@@ -199,8 +222,12 @@ def load_settings(
         raise ConfigurationError(
             f"{own['delay_namespace'][1]} must be letters, digits, '_' or '-', got {namespace!r}."
         )
+    replication = own.get("replication")
+    min_insync = own.get("min_insync_replicas")
     return KafkaSettings(
         servers=servers,
+        replication=_count(*replication) if replication else None,
+        min_insync_replicas=_count(*min_insync) if min_insync else None,
         connect_timeout=_seconds(*connect) if connect else 10.0,
         delivery_timeout=_seconds(*delivery) if delivery else 30.0,
         delays=_flag(*delays) if delays else True,

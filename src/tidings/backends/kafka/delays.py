@@ -76,7 +76,7 @@ class DelayScheduler:
         """Join the scheduler group (creating the tier topics first); idempotent."""
         if self._thread is not None:
             return
-        self.admin.ensure_topics(self.names.specs())
+        self.admin.ensure_topics(self.names.specs(), implicit=True)
         topics = [self.names.topic(t) for t in (DUE, *TIERS)]
         self._handle = KafkaConsumerHandle(
             self.settings,

@@ -77,11 +77,13 @@ def delivery_failure(
     refused: dict[int, KafkaException],
     uncertain: int,
     message_max_bytes: object,
+    cause: str = "",
 ) -> PublishError:
     """The exception for a produce call whose records `failed` (index -> why).
 
     `refused` are those librdkafka would not take; `uncertain` counts failures after which
-    the broker may still have stored the record.
+    the broker may still have stored the record; `cause` is what the cluster's state says
+    (`tidings.backends.kafka.replicas.diagnose`), put before the advice.
     """
     reasons = "; ".join(f"{n} x {why}" for why, n in Counter(failed.values()).most_common())
     indexes = sorted(failed)
@@ -107,9 +109,20 @@ def delivery_failure(
             "{'message.max.bytes': ...} and the topic's max.message.bytes) or store the "
             "payload elsewhere."
         )
+    if cause:
+        head = f"{head} {cause}"
     if uncertain == len(failed):
         return DeliveryUncertain(
             f"{head} Kafka may still have stored them (timed out in flight); publish "
             "them again if needed (consumers may see duplicates)."
         )
     return PublishError(f"{head} Nothing was retried; fix the cause and publish again.")
+
+
+# Failures after which the cluster's replica state is worth reading (`replicas.diagnose`).
+REPLICA_TROUBLE = UNCERTAIN | {
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+}

@@ -22,8 +22,15 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tidings.backends.kafka.admin import KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings, config_error
-from tidings.backends.kafka.errors import UNCERTAIN, delivery_failure, describe, translate
+from tidings.backends.kafka.errors import (
+    REPLICA_TROUBLE,
+    UNCERTAIN,
+    delivery_failure,
+    describe,
+    translate,
+)
 from tidings.backends.kafka.logs import QUIET
+from tidings.backends.kafka.replicas import diagnose
 from tidings.exceptions import (
     ConfigurationError,
     DeliveryUncertain,
@@ -122,7 +129,7 @@ class KafkaProducer:
             self._healthy = True
         missing = [t for t in topics if t not in self.admin.known_topics]
         if missing:
-            self.admin.ensure_topics([TopicSpec(t) for t in missing])
+            self.admin.ensure_topics([TopicSpec(t) for t in missing], implicit=True)
         for rec in explicit:
             assert rec.partition is not None
             count = self.admin.known_topics[rec.topic]
@@ -272,6 +279,8 @@ class KafkaProducer:
             ) from None
         finally:
             settle()
+        if batch.errors:  # explaining a failure may ask the cluster: not on the loop
+            return await asyncio.to_thread(self._results, records, batch, refused)
         return self._results(records, batch, refused)
 
     def _async_started(self) -> None:
@@ -341,7 +350,10 @@ class KafkaProducer:
             failed[i] = f"{err.name()}: {err.str()}"
             uncertain += err.code() in UNCERTAIN
         limit = self.settings.producer_config().get("message.max.bytes", 1_000_000)
-        raise delivery_failure(records, failed, refused, uncertain, limit)
+        cause = ""
+        if any(err.code() in REPLICA_TROUBLE for _, err in batch.errors):
+            cause = diagnose(self.admin.client, {records[i].topic for i, _ in batch.errors})
+        raise delivery_failure(records, failed, refused, uncertain, limit, cause)
 
     def close(self) -> None:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
