@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from tidings.publisher import (
     topic_name,
 )
 from tidings.records import Start, TopicSpec
-from tidings.runtime.dead_letters import retry_topic
+from tidings.runtime.dead_letters import dlq_topic, retry_topic
 from tidings.runtime.group_worker import GroupWorker
 from tidings.runtime.handlers import inspect_handler
 from tidings.runtime.policies import Batch, Retry
@@ -109,15 +109,39 @@ class App:
         self,
         name: str,
         *,
-        partitions: int = 1,
+        partitions: int | None = None,
         retention: timedelta | None = None,
     ) -> Topic:
-        """Declare a topic; it is created on the broker (if missing) when the app first uses it."""
+        """Declare a topic; it is created on the broker (if missing) when the app first uses it.
+
+        `partitions` (created with 1 if not given) and `retention` (a `timedelta`; the
+        broker's default if not given) are what the topic must have: if it exists with
+        other values, the app's first publish or run raises ConfigurationError before any
+        event is written (on Kafka, a different retention is only logged as a warning).
+        Leave a setting out to accept the existing topic's value.
+
+        Raises:
+            ConfigurationError: a bad name, partitions < 1, a retention that is not a
+                positive timedelta, or a second declaration with other settings.
+        """
         _check_name("Topic", name)
-        if partitions < 1:
-            raise ConfigurationError(f"Topic {name!r}: partitions must be >= 1 (got {partitions}).")
-        if retention is not None and retention.total_seconds() <= 0:
-            raise ConfigurationError(f"Topic {name!r}: retention must be positive.")
+        if partitions is not None and (
+            not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1
+        ):
+            raise ConfigurationError(
+                f"Topic {name!r}: partitions must be an int >= 1 (got {partitions!r})."
+            )
+        if retention is not None:
+            if not isinstance(retention, timedelta):
+                raise ConfigurationError(
+                    f"Topic {name!r}: retention takes a datetime.timedelta, e.g. "
+                    f"retention=timedelta(days=7), not {type(retention).__name__} "
+                    f"{retention!r} (a bare number would leave the unit to guess)."
+                )
+            if retention <= timedelta(0):
+                raise ConfigurationError(
+                    f"Topic {name!r}: retention must be positive (got {retention})."
+                )
         spec = TopicSpec(name, partitions, retention)
         existing = self.topics.get(name)
         if existing is not None and existing != spec:
@@ -182,6 +206,9 @@ class App:
             if retry is not None and not retry.keep_order:
                 spec = self.topics[name]
                 self.topic(retry_topic(name, group), partitions=spec.partitions)
+            if dead_letter and dlq_topic(name, group) not in self.topics:
+                # Declared like any topic: backends create only declared topics.
+                self.topic(dlq_topic(name, group))
             self.consumers.append(
                 ConsumerSpec(
                     handler=info,
@@ -238,16 +265,23 @@ class App:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:
         """Publish one event and return once the broker stored it durably (thread-safe).
 
-        With `delay` or `at`, the event is delivered to consumers no earlier than then.
+        `key` (str, UTF-8 encoded, or bytes) chooses the partition: events with one key
+        keep their order. `headers` are str to str; names tidings writes itself
+        (``ce_*``, ``content-type``, ``tidings-*``, in any case) are refused. With
+        `delay` (a non-negative timedelta) or `at` (an aware datetime; a past one means
+        now), the event is delivered to consumers no earlier than then.
 
         Raises:
+            ConfigurationError: a reserved header, a key of another type, a negative delay.
+            TopicNotFound: `topic` is a name this app did not declare and it does not exist.
+            EncodeError: the event cannot be encoded as JSON (nothing was sent).
             EventTooLarge: the encoded event exceeds `max_event_bytes` (nothing was sent).
             PublishError: the broker did not store it (DeliveryUncertain: it may have).
             BrokerUnavailable: the broker could not be reached within the time bound.
@@ -259,8 +293,8 @@ class App:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:

@@ -6,6 +6,7 @@ raises `BrokerUnavailable`, never a hang. The AdminClient is thread-safe and sha
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -30,10 +31,12 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import broker_unavailable, kafka_error, translate
-from tidings.exceptions import BrokerError, ConfigurationError
+from tidings.exceptions import BrokerError, ConfigurationError, TopicNotFound
 from tidings.records import TopicPartition, TopicSpec
+from tidings.topics import check_declaration, conflict_message, differences
 
 T = TypeVar("T")
+LOG = logging.getLogger("tidings.kafka")
 
 EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -66,6 +69,7 @@ class KafkaAdmin:
         self._client: AdminClient | None = None
         self.known_topics: dict[str, int] = {}
         """Partition counts of topics seen to exist (they never shrink)."""
+        self.url = f"kafka://{settings.servers}"
 
     @property
     def client(self) -> AdminClient:
@@ -101,37 +105,90 @@ class KafkaAdmin:
     # -- topics --------------------------------------------------------------------------
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the missing topics and wait until each has a leader for every partition."""
-        wanted = {s.name: s for s in specs if s.name not in self.known_topics}
+        """Create the missing topics and wait until each has a leader for every partition.
+
+        Existing topics are checked against their declaration: a different partition count
+        raises (tidings never repartitions: keys would move); a different retention is
+        logged as a warning, and the topic is left as it is.
+
+        Raises:
+            ConfigurationError: an existing topic has another partition count than declared.
+        """
+        wanted = {s.name: s for s in specs}
         if not wanted:
             return
-        existing = self.metadata().topics
-        missing = [s for name, s in wanted.items() if name not in existing]
+        # Not known_topics: a topic seen once may have been deleted since.
+        md = self.metadata()
+        present = {name for name, tmd in md.topics.items() if tmd.error is None and tmd.partitions}
+        missing = [s for name, s in wanted.items() if name not in present]
+        raced: set[str] = set()
         if missing:
-            new = [
-                NewTopic(
-                    s.name,
-                    num_partitions=s.partitions,
-                    config=(
-                        {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
-                        if s.retention is not None
-                        else {}
-                    ),
-                )
-                for s in missing
-            ]
-            timeout = self.settings.connect_timeout
-            futures = self.client.create_topics(
-                new, operation_timeout=timeout, request_timeout=timeout
+            raced = self._create(missing)
+            self._await_leaders([s.name for s in missing])
+        existing = [s for name, s in wanted.items() if name in present or name in raced]
+        for spec in existing:
+            count = self.known_topics[spec.name]
+            check_declaration(TopicSpec(spec.name, spec.partitions), self.url, count, None)
+        self._report_retention([s for s in existing if s.retention is not None])
+
+    def _create(self, specs: list[TopicSpec]) -> set[str]:
+        """Create `specs`; return the names another client created first."""
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions_or_default,
+                config=(
+                    {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
+                    if s.retention is not None
+                    else {}
+                ),
             )
-            for name, future in futures.items():
-                try:
-                    self._wait(future, f"create topic {name!r}")
-                except BrokerError as exc:
-                    cause = kafka_error(exc.__cause__) if exc.__cause__ else None
-                    if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                        raise
-        self._await_leaders(list(wanted))
+            for s in specs
+        ]
+        timeout = self.settings.connect_timeout
+        futures = self.client.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+        raced = set()
+        for name, future in futures.items():
+            try:
+                self._wait(future, f"create topic {name!r}")
+            except BrokerError as exc:
+                cause = kafka_error(exc.__cause__) if exc.__cause__ else None
+                if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+                raced.add(name)
+        return raced
+
+    def _report_retention(self, specs: list[TopicSpec]) -> None:
+        """Warn about each existing topic whose retention differs from its declaration."""
+        if not specs:
+            return
+        actual = self._retention_ms([s.name for s in specs])
+        for spec in specs:
+            ms = actual.get(spec.name)
+            diffs = differences(
+                spec, self.known_topics[spec.name], None if ms is None else ms / 1000
+            )
+            if diffs:
+                LOG.warning(
+                    "%s (Kafka: kafka-configs.sh --alter --entity-type topics --entity-name "
+                    "%s --add-config retention.ms=N)",
+                    conflict_message(spec, self.url, diffs).replace(
+                        "tidings never changes an existing topic", "it is left as it is"
+                    ),
+                    spec.name,
+                )
+
+    def _retention_ms(self, names: list[str]) -> dict[str, int | None]:
+        """Return each topic's effective retention.ms (None: unlimited)."""
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
+        timeout = self.settings.connect_timeout
+        configs = self.client.describe_configs(resources, request_timeout=timeout)
+        out: dict[str, int | None] = {}
+        for resource, future in configs.items():
+            entry = self._wait(future, "describe topic configs").get("retention.ms")
+            ms = int(entry.value) if entry is not None and entry.value is not None else -1
+            out[resource.name] = ms if ms >= 0 else None
+        return out
 
     def _await_leaders(self, names: list[str]) -> None:
         deadline = time.monotonic() + self.settings.connect_timeout
@@ -157,11 +214,17 @@ class KafkaAdmin:
                 time.sleep(0.05)
 
     def partition_count(self, topic: str) -> int:
-        """Return how many partitions `topic` has, creating it (one partition) if missing."""
+        """Return how many partitions `topic` has.
+
+        Raises:
+            TopicNotFound: the topic does not exist (only `ensure_topics` creates topics).
+        """
         count = self.known_topics.get(topic)
         if count is None:
-            self.ensure_topics([TopicSpec(topic)])
-            count = self.known_topics[topic]
+            self.metadata(topic)
+            count = self.known_topics.get(topic)
+            if count is None:
+                raise TopicNotFound(topic, self.url)
         return count
 
     def offsets(

@@ -28,9 +28,10 @@ from tidings.exceptions import (
     ConfigurationError,
     DeliveryUncertain,
     PublishError,
+    TopicNotFound,
 )
 from tidings.gc_pause import gc_paused
-from tidings.records import OutgoingRecord, RecordMetadata, TopicSpec
+from tidings.records import OutgoingRecord, RecordMetadata
 
 LOG = logging.getLogger("tidings.kafka")
 
@@ -110,7 +111,7 @@ class KafkaProducer:
         QUIET.log(level, "Kafka producer: %s", err.str())
 
     def _prepare(self, records: Sequence[OutgoingRecord]) -> None:
-        """Fail fast: broker unreachable, missing topics (created), partitions out of range."""
+        """Fail fast: broker unreachable, missing topics, partitions out of range."""
         topics = {rec.topic for rec in records}
         explicit = [rec for rec in records if rec.partition is not None]
         if not self._healthy:
@@ -122,7 +123,10 @@ class KafkaProducer:
             self._healthy = True
         missing = [t for t in topics if t not in self.admin.known_topics]
         if missing:
-            self.admin.ensure_topics([TopicSpec(t) for t in missing])
+            self.admin.metadata()  # created since we last looked?
+            for topic in missing:
+                if topic not in self.admin.known_topics:
+                    raise TopicNotFound(topic, self.admin.url)
         for rec in explicit:
             assert rec.partition is not None
             count = self.admin.known_topics[rec.topic]
