@@ -68,7 +68,7 @@ class KafkaAdmin:
         self._lock = threading.Lock()
         self._client: AdminClient | None = None
         self.known_topics: dict[str, int] = {}
-        """Partition counts of topics seen to exist (they never shrink)."""
+        """Partition counts of topics seen to exist (forgotten when found deleted)."""
         self.url = f"kafka://{settings.servers}"
 
     @property

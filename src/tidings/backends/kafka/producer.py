@@ -25,6 +25,7 @@ from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import UNCERTAIN, delivery_failure, describe, translate
 from tidings.backends.kafka.logs import QUIET
 from tidings.exceptions import (
+    BrokerError,
     ConfigurationError,
     DeliveryUncertain,
     PublishError,
@@ -345,7 +346,26 @@ class KafkaProducer:
             failed[i] = f"{err.name()}: {err.str()}"
             uncertain += err.code() in UNCERTAIN
         limit = self.settings.producer_config().get("message.max.bytes", 1_000_000)
-        raise delivery_failure(records, failed, refused, uncertain, limit)
+        error = delivery_failure(records, failed, refused, uncertain, limit)
+        gone = self._deleted({records[i].topic for i in failed})
+        if gone:
+            # Deleted under us: librdkafka holds its records until they time out. Say so
+            # rather than "timed out"; the broker cannot have stored them.
+            missing = TopicNotFound(gone[0], self.admin.url)
+            missing.add_note(f"It existed when this producer first used it. {error}")
+            raise missing from error
+        raise error
+
+    def _deleted(self, topics: set[str]) -> list[str]:
+        """Return those of `topics` the broker no longer has (forgetting them)."""
+        try:
+            md = self.admin.metadata()
+        except BrokerError:
+            return []
+        gone = sorted(t for t in topics if t not in md.topics or md.topics[t].error is not None)
+        for topic in gone:
+            self.admin.known_topics.pop(topic, None)
+        return gone
 
     def close(self) -> None:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
