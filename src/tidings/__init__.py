@@ -13,6 +13,7 @@ from tidings.exceptions import (
     ConfigurationError,
     DecodeError,
     DeliveryUncertain,
+    EncodeError,
     EventTooLarge,
     HandlerSignatureError,
     HandlerTimeout,
@@ -20,6 +21,7 @@ from tidings.exceptions import (
     StorageError,
     StorageFull,
     TidingsError,
+    TopicNotFound,
 )
 from tidings.publisher import Published
 from tidings.runtime.policies import Batch, Retry
@@ -35,6 +37,7 @@ __all__ = [
     "Context",
     "DecodeError",
     "DeliveryUncertain",
+    "EncodeError",
     "Event",
     "EventTooLarge",
     "HandlerSignatureError",
@@ -46,5 +49,6 @@ __all__ = [
     "StorageFull",
     "TidingsError",
     "Topic",
+    "TopicNotFound",
     "__version__",
 ]
