@@ -32,6 +32,7 @@ from tidings.runtime.handlers import inspect_handler
 from tidings.runtime.policies import Batch, Retry
 from tidings.runtime.runner import Runner
 from tidings.runtime.spec import ConsumerSpec
+from tidings.topics import declared_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
@@ -125,24 +126,7 @@ class App:
                 positive timedelta, or a second declaration with other settings.
         """
         _check_name("Topic", name)
-        if partitions is not None and (
-            not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1
-        ):
-            raise ConfigurationError(
-                f"Topic {name!r}: partitions must be an int >= 1 (got {partitions!r})."
-            )
-        if retention is not None:
-            if not isinstance(retention, timedelta):
-                raise ConfigurationError(
-                    f"Topic {name!r}: retention takes a datetime.timedelta, e.g. "
-                    f"retention=timedelta(days=7), not {type(retention).__name__} "
-                    f"{retention!r} (a bare number would leave the unit to guess)."
-                )
-            if retention <= timedelta(0):
-                raise ConfigurationError(
-                    f"Topic {name!r}: retention must be positive (got {retention})."
-                )
-        spec = TopicSpec(name, partitions, retention)
+        spec = declared_spec(name, partitions, retention)
         existing = self.topics.get(name)
         if existing is not None and existing != spec:
             raise ConfigurationError(

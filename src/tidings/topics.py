@@ -8,10 +8,39 @@ existing topic through `differences`, so they all name a conflict the same way.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tidings.exceptions import ConfigurationError
 from tidings.records import TopicSpec
 
 _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def declared_spec(name: str, partitions: object, retention: object) -> TopicSpec:
+    """Return the declaration of topic `name`, checking the types and ranges of its settings.
+
+    Raises:
+        ConfigurationError: partitions is not an int >= 1, or retention not a positive
+            timedelta (a bare number is refused: its unit would be a guess).
+    """
+    if partitions is not None and (
+        not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1
+    ):
+        raise ConfigurationError(
+            f"Topic {name!r}: partitions must be an int >= 1 (got {partitions!r})."
+        )
+    if retention is not None:
+        if not isinstance(retention, timedelta):
+            raise ConfigurationError(
+                f"Topic {name!r}: retention takes a datetime.timedelta, e.g. "
+                f"retention=timedelta(days=7), not {type(retention).__name__} "
+                f"{retention!r} (a bare number would leave the unit to guess)."
+            )
+        if retention <= timedelta(0):
+            raise ConfigurationError(
+                f"Topic {name!r}: retention must be positive (got {retention})."
+            )
+    return TopicSpec(name, partitions, retention)
 
 
 def format_duration(seconds: float | None) -> str:
