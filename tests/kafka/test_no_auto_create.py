@@ -20,7 +20,7 @@ from tidings.exceptions import TopicNotFound
 pytestmark = pytest.mark.kafka
 
 
-class Probe(Event):
+class AutoCreateProbe(Event):
     n: int
 
 
@@ -50,9 +50,9 @@ def test_publishing_to_a_missing_topic_does_not_create_it(
     app = App("typo", broker=f"kafka://{bootstrap}")
     apps.append(app)
     with pytest.raises(TopicNotFound):
-        app.publish(topic_name, Probe(n=1))
+        app.publish(topic_name, AutoCreateProbe(n=1))
     with pytest.raises(TopicNotFound):  # a delayed event looks the topic up on its own
-        app.publish(topic_name, Probe(n=1), delay=timedelta(hours=1))
+        app.publish(topic_name, AutoCreateProbe(n=1), delay=timedelta(hours=1))
     time.sleep(1.0)  # the broker creates asynchronously: give it time to show up
     assert exists(admin, topic_name) is None
 
@@ -64,7 +64,7 @@ def test_a_publisher_opened_before_a_delete_does_not_recreate_the_topic(
     old = App("old", broker=url, delivery_timeout=3)
     apps.append(old)
     topic = old.topic(topic_name, partitions=3)
-    old.publish(topic, Probe(n=1))
+    old.publish(topic, AutoCreateProbe(n=1))
     admin.delete_topics([topic_name])[topic_name].result()
     deadline = time.monotonic() + 30
     while exists(admin, topic_name) is not None:
@@ -72,17 +72,19 @@ def test_a_publisher_opened_before_a_delete_does_not_recreate_the_topic(
         time.sleep(0.1)
 
     with pytest.raises(TopicNotFound, match=f"Topic '{topic_name}' does not exist") as caught:
-        old.publish(topic, Probe(n=2))  # known to this producer: fails at its timeout
+        old.publish(topic, AutoCreateProbe(n=2))  # known to this producer: fails at its timeout
     assert "It existed when this producer first used it" in "".join(caught.value.__notes__)
     with pytest.raises(TopicNotFound):
-        old.publish(topic, Probe(n=3))  # now forgotten: refused at once
+        old.publish(topic, AutoCreateProbe(n=3))  # now forgotten: refused at once
     assert exists(admin, topic_name) is None
 
     fresh = App("fresh", broker=url)
     apps.append(fresh)
-    fresh.publish(fresh.topic(topic_name, partitions=3), Probe(n=4))
+    fresh.publish(fresh.topic(topic_name, partitions=3), AutoCreateProbe(n=4))
     assert exists(admin, topic_name) == 3
-    stored = old.publish(topic, Probe(n=5), key="k")  # the old publisher sees the new topic
+    stored = old.publish(
+        topic, AutoCreateProbe(n=5), key="k"
+    )  # the old publisher sees the new topic
     assert stored.offset >= 0
 
 
@@ -92,9 +94,9 @@ def test_a_declared_partition_count_that_differs_is_reported(
     url = f"kafka://{bootstrap}"
     one = App("one", broker=url)
     apps.append(one)
-    one.publish(one.topic(topic_name), Probe(n=1))  # created with 1 partition
+    one.publish(one.topic(topic_name), AutoCreateProbe(n=1))  # created with 1 partition
     three = App("three", broker=url)
     apps.append(three)
     with pytest.raises(Exception, match=r"declared with partitions=3.*has partitions=1"):
-        three.publish(three.topic(topic_name, partitions=3), Probe(n=2))
+        three.publish(three.topic(topic_name, partitions=3), AutoCreateProbe(n=2))
     assert exists(admin, topic_name) == 1
