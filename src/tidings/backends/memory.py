@@ -82,12 +82,8 @@ class MemoryBackend:
     # -- topics and produce ------------------------------------------------------------
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the missing topics; raise ConfigurationError if one conflicts (no change)."""
+        """Create the missing topics; raise ConfigurationError if one conflicts (unchanged)."""
         with self._lock:
-            for spec in specs:
-                topic = self._topics.get(spec.name)
-                if topic is not None:
-                    check_declaration(spec, self.url, len(topic.logs), _seconds(topic.spec))
             for spec in specs:
                 if spec.name not in self._topics:
                     count = spec.partitions_or_default
@@ -95,6 +91,9 @@ class MemoryBackend:
                     self._topics[spec.name] = _Topic(created, [[] for _ in range(count)])
             for group in self._groups.values():
                 self._rebalance(group)
+            for spec in specs:
+                topic = self._topics[spec.name]
+                check_declaration(spec, self.url, len(topic.logs), _seconds(topic.spec))
 
     def _topic(self, name: str) -> _Topic:
         topic = self._topics.get(name)
