@@ -18,6 +18,7 @@ from tidings.exceptions import (
     ConfigurationError,
     DecodeError,
     DeliveryUncertain,
+    EncodeError,
     EventTooLarge,
     HandlerSignatureError,
     HandlerTimeout,
@@ -25,6 +26,7 @@ from tidings.exceptions import (
     StorageError,
     StorageFull,
     TidingsError,
+    TopicNotFound,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ __all__ = [
     "Context",
     "DecodeError",
     "DeliveryUncertain",
+    "EncodeError",
     "Event",
     "EventTooLarge",
     "HandlerSignatureError",
@@ -56,6 +59,7 @@ __all__ = [
     "StorageFull",
     "TidingsError",
     "Topic",
+    "TopicNotFound",
     "__version__",
 ]
 

@@ -26,17 +26,28 @@ from tidings.publisher import (
     topic_name,
 )
 from tidings.records import Start, TopicSpec
-from tidings.replication import topic_config
-from tidings.runtime.dead_letters import retry_topic
+from tidings.replication import MIN_INSYNC, topic_config
+from tidings.runtime.dead_letters import dlq_topic, retry_topic
 from tidings.runtime.group_worker import GroupWorker
 from tidings.runtime.handlers import inspect_handler
 from tidings.runtime.policies import Batch, Retry
 from tidings.runtime.runner import Runner
 from tidings.runtime.spec import ConsumerSpec
+from tidings.topics import declared_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 Topic = TopicSpec
+
+
+def _durability(parent: TopicSpec) -> dict[str, Any]:
+    """The replication settings a group's retry and dead-letter topics take from `parent`.
+
+    Only the replication and ``min.insync.replicas``: other properties (compaction, say)
+    would be wrong for a topic of failed events.
+    """
+    config = {k: v for k, v in parent.config if k == MIN_INSYNC}
+    return {"replication": parent.replication, "config": config or None}
 
 
 def _check_name(kind: str, name: str) -> None:
@@ -110,25 +121,37 @@ class App:
         self,
         name: str,
         *,
-        partitions: int = 1,
+        partitions: int | None = None,
         retention: timedelta | None = None,
         replication: int | None = None,
         config: Mapping[str, str | int] | None = None,
     ) -> Topic:
         """Declare a topic; it is created on the broker (if missing) when the app first uses it.
 
+        `partitions` (created with 1 if not given) and `retention` (a `timedelta`; the
+        broker's default if not given) are what the topic must have: if it exists with
+        other values, the app's first publish or run raises ConfigurationError before any
+        event is written (on Kafka, a different retention is only logged as a warning).
+        Leave a setting out to accept the existing topic's value.
+
         On Kafka, `replication` is the number of copies of each partition (None: the
         ``App(replication=...)`` default, else the broker's) and `config` holds topic
         properties such as ``{"min.insync.replicas": "2"}``, applied when tidings creates the
         topic. The embedded and memory brokers keep one copy and ignore both.
+
+        Raises:
+            ConfigurationError: a bad name, partitions < 1, a retention that is not a
+                positive timedelta, a bad replication or config, or a second declaration
+                with other settings.
         """
         _check_name("Topic", name)
-        if partitions < 1:
-            raise ConfigurationError(f"Topic {name!r}: partitions must be >= 1 (got {partitions}).")
-        if retention is not None and retention.total_seconds() <= 0:
-            raise ConfigurationError(f"Topic {name!r}: retention must be positive.")
+        declared = declared_spec(name, partitions, retention)
         spec = TopicSpec(
-            name, partitions, retention, replication, topic_config(name, replication, config)
+            name,
+            declared.partitions,
+            declared.retention,
+            replication,
+            topic_config(name, replication, config),
         )
         existing = self.topics.get(name)
         if existing is not None and existing != spec:
@@ -193,11 +216,11 @@ class App:
             if retry is not None and not retry.keep_order:
                 spec = self.topics[name]
                 self.topic(
-                    retry_topic(name, group),
-                    partitions=spec.partitions,
-                    replication=spec.replication,
-                    config=dict(spec.config),
+                    retry_topic(name, group), partitions=spec.partitions, **_durability(spec)
                 )
+            if dead_letter and dlq_topic(name, group) not in self.topics:
+                # Declared like any topic: backends create only declared topics.
+                self.topic(dlq_topic(name, group), **_durability(self.topics[name]))
             self.consumers.append(
                 ConsumerSpec(
                     handler=info,
@@ -275,16 +298,23 @@ class App:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:
         """Publish one event and return once the broker stored it durably (thread-safe).
 
-        With `delay` or `at`, the event is delivered to consumers no earlier than then.
+        `key` (str, UTF-8 encoded, or bytes) chooses the partition: events with one key
+        keep their order. `headers` are str to str; names tidings writes itself
+        (``ce_*``, ``content-type``, ``tidings-*``, in any case) are refused. With
+        `delay` (a non-negative timedelta) or `at` (an aware datetime; a past one means
+        now), the event is delivered to consumers no earlier than then.
 
         Raises:
+            ConfigurationError: a reserved header, a key of another type, a negative delay.
+            TopicNotFound: `topic` is a name this app did not declare and it does not exist.
+            EncodeError: the event cannot be encoded as JSON (nothing was sent).
             EventTooLarge: the encoded event exceeds `max_event_bytes` (nothing was sent).
             PublishError: the broker did not store it (DeliveryUncertain: it may have).
             BrokerUnavailable: the broker could not be reached within the time bound.
@@ -296,8 +326,8 @@ class App:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:

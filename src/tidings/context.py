@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -20,10 +21,11 @@ class _Publisher(Protocol):
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
+        internal: Headers = (),
     ) -> Published: ...
 
     async def publish_async(
@@ -31,10 +33,11 @@ class _Publisher(Protocol):
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
+        internal: Headers = (),
     ) -> Published: ...
 
 
@@ -63,25 +66,31 @@ class Context:
     def correlation_id(self) -> str:
         return self.headers.get(H_CORRELATION) or self.event_id
 
-    def _follow_up_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
-        out = dict(headers or {})
-        out[H_CORRELATION] = self.correlation_id
-        out[H_CAUSATION] = self.event_id
-        return out
+    def _follow_up_headers(self) -> Headers:
+        return (
+            (H_CORRELATION, self.correlation_id.encode()),
+            (H_CAUSATION, self.event_id.encode()),
+        )
 
     def publish(
         self,
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:
         """Publish a follow-up event (see `App.publish`); returns when it is durable."""
         return self._require().publish(
-            topic, event, key=key, headers=self._follow_up_headers(headers), delay=delay, at=at
+            topic,
+            event,
+            key=key,
+            headers=headers,
+            delay=delay,
+            at=at,
+            internal=self._follow_up_headers(),
         )
 
     async def publish_async(
@@ -89,14 +98,20 @@ class Context:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
     ) -> Published:
         """Awaitable twin of `publish` for async handlers."""
         return await self._require().publish_async(
-            topic, event, key=key, headers=self._follow_up_headers(headers), delay=delay, at=at
+            topic,
+            event,
+            key=key,
+            headers=headers,
+            delay=delay,
+            at=at,
+            internal=self._follow_up_headers(),
         )
 
     def _require(self) -> _Publisher:

@@ -12,6 +12,8 @@ Every message names the problem and how to fix it::
     │       └── StorageFull
     ├── PublishError              an event was not (or may not have been) stored
     │   ├── EventTooLarge         refused before it reached the broker
+    │   ├── EncodeError           the event could not be encoded as JSON (never sent)
+    │   ├── TopicNotFound         the topic does not exist and the app did not declare it
     │   └── DeliveryUncertain     the broker may have stored it ("possibly persisted")
     ├── DecodeError               a record is not a valid tidings event (goes to the dead letters)
     │   ├── UnknownEventType
@@ -60,6 +62,23 @@ class PublishError(TidingsError):
 
 class EventTooLarge(PublishError):
     """An event is larger than the configured limit; it never reached the broker."""
+
+
+class EncodeError(PublishError):
+    """An event could not be encoded as JSON (e.g. nested too deeply); it was never sent."""
+
+
+class TopicNotFound(PublishError):
+    """A record is for a topic that does not exist; tidings creates only declared topics."""
+
+    def __init__(self, topic: str, url: str) -> None:
+        super().__init__(
+            f"Topic {topic!r} does not exist on {url}, and tidings creates only declared "
+            f"topics. Check the name with `tidings topics list`; declare the topic with "
+            f"app.topic({topic!r}, partitions=N) (created when the app first uses the "
+            f"broker), or create it with `tidings topics create {topic}`."
+        )
+        self.topic = topic
 
 
 class DeliveryUncertain(PublishError):

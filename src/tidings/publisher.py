@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeAlias
+
+from pydantic_core import PydanticSerializationError
 
 from tidings.backends.base import Backend
 from tidings.clock import Clock
 from tidings.events import Event
-from tidings.exceptions import ConfigurationError, EventTooLarge
+from tidings.exceptions import ConfigurationError, EncodeError, EventTooLarge
 from tidings.gc_pause import gc_paused
 from tidings.records import Headers, OutgoingRecord, TopicSpec
 from tidings.wire import (
@@ -21,11 +23,13 @@ from tidings.wire import (
     JSON_HEADER,
     SPECVERSION,
     format_time,
+    is_reserved_header,
     new_event_ids,
 )
 
 TopicRef: TypeAlias = TopicSpec | str
-Item: TypeAlias = Event | tuple[str | None, Event]
+Key: TypeAlias = str | bytes | None
+Item: TypeAlias = Event | tuple[Key, Event]
 
 H_DUE = "tidings-deliver-at"
 DEFAULT_MAX_EVENT_BYTES = 1_000_000
@@ -75,16 +79,25 @@ class Publisher:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: Key = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
+        internal: Headers = (),
     ) -> tuple[OutgoingRecord, str]:
-        """Encode one event into an outgoing record (no I/O); return it and its event id."""
+        """Encode one event into an outgoing record (no I/O); return it and its event id.
+
+        `headers` are the user's (reserved names are refused); `internal` are tidings' own
+        (e.g. correlation ids), added as they are.
+
+        Raises:
+            ConfigurationError: a reserved or non-text header, a key that is not str or
+                bytes, a negative delay, or something that is not an Event.
+            EncodeError: the event cannot be encoded as JSON.
+            EventTooLarge: the encoded event exceeds `max_event_bytes`.
+        """
         now = self.clock.time()
-        extra: Headers = ()
-        if headers:
-            extra = tuple((k, v.encode()) for k, v in headers.items())
+        extra = user_headers(headers) + internal if headers else internal
         records, ids = self._encode(
             topic_name(topic), [(key, event)], self._due(now, delay, at), now, extra
         )
@@ -119,8 +132,12 @@ class Publisher:
             if kind is None:
                 kind = kinds[type(event)] = _kind(event)
             kind_header, to_json = kind
-            value = to_json(event)
-            kb = None if key is None else key.encode()
+            try:
+                value = to_json(event)
+            except PydanticSerializationError as exc:
+                raise _unencodable(name, event, eid, exc) from exc
+            # str first and inline: the common case on the hot path of publish_many
+            kb = key.encode() if type(key) is str else key_bytes(key) if key is not None else None
             if len(value) + (len(kb) if kb else 0) > limit:
                 raise self._too_large(name, event, eid, value, kb, extra)
             headers = (
@@ -149,6 +166,7 @@ class Publisher:
 
     @staticmethod
     def _due(now: float, delay: timedelta | None, at: datetime | None) -> float | None:
+        """Return the due time, or None to deliver now (no delay, zero, or `at` passed)."""
         if delay is not None and at is not None:
             raise ConfigurationError("Pass either delay= or at=, not both.")
         if delay is not None:
@@ -156,8 +174,17 @@ class Publisher:
                 raise ConfigurationError(
                     f"delay= takes a datetime.timedelta, got {type(delay).__name__}."
                 )
-            return now + delay.total_seconds() if delay.total_seconds() > 0 else None
+            if delay < timedelta(0):
+                raise ConfigurationError(
+                    f"delay= must not be negative (got -{-delay}); pass a positive timedelta, "
+                    "or no delay to deliver now."
+                )
+            return now + delay.total_seconds() if delay else None
         if at is not None:
+            if not isinstance(at, datetime):
+                raise ConfigurationError(
+                    f"at= takes a timezone-aware datetime, got {type(at).__name__}."
+                )
             if at.tzinfo is None:
                 raise ConfigurationError(
                     "at= needs a timezone-aware datetime (e.g. datetime.now(UTC) + ...)."
@@ -171,12 +198,15 @@ class Publisher:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: Key = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
+        internal: Headers = (),
     ) -> Published:
-        record, eid = self.build(topic, event, key=key, headers=headers, delay=delay, at=at)
+        record, eid = self.build(
+            topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
+        )
         (meta,) = self._backend().produce([record])
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
@@ -185,12 +215,15 @@ class Publisher:
         topic: TopicRef,
         event: Event,
         *,
-        key: str | None = None,
-        headers: dict[str, str] | None = None,
+        key: Key = None,
+        headers: Mapping[str, str] | None = None,
         delay: timedelta | None = None,
         at: datetime | None = None,
+        internal: Headers = (),
     ) -> Published:
-        record, eid = self.build(topic, event, key=key, headers=headers, delay=delay, at=at)
+        record, eid = self.build(
+            topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
+        )
         (meta,) = await self._backend().produce_async([record])
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
@@ -221,6 +254,58 @@ class Publisher:
                 Published(eid, t, p, o, deliver_at)
                 for eid, (t, p, o) in zip(ids, metas, strict=True)
             ]
+
+
+def user_headers(headers: Mapping[str, str]) -> Headers:
+    """Encode a user's headers, refusing names tidings writes itself and non-text values.
+
+    Raises:
+        ConfigurationError: a name is reserved (``ce_*``, ``content-type``, ``tidings-*``,
+            in any case) or not a str, or a value is not a str.
+    """
+    out = []
+    for name, value in headers.items():
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"Event header names must be str, got {type(name).__name__} ({name!r})."
+            )
+        if is_reserved_header(name):
+            raise ConfigurationError(
+                f"Event header {name!r} is reserved: tidings writes the CloudEvents headers "
+                "(ce_*, content-type) and its own (tidings-*) itself, and consumers trust "
+                f"them. Rename it (e.g. {'x-' + name!r})."
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"Event header {name!r} has a value of type {type(value).__name__}; header "
+                f"values are str (e.g. str({value!r:.40}))."
+            )
+        out.append((name, value.encode()))
+    return tuple(out)
+
+
+def key_bytes(key: object) -> bytes | None:
+    """Return a partition key as bytes: str is UTF-8 encoded, bytes kept, None is no key.
+
+    Raises:
+        ConfigurationError: the key is of another type.
+    """
+    if key is None or isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode()
+    raise ConfigurationError(
+        f"An event key must be str or bytes, not {type(key).__name__} ({key!r:.50}). Pass "
+        f"key=str(...) (keys choose the partition and order events per key)."
+    )
+
+
+def _unencodable(name: str, event: Event, eid: str, exc: Exception) -> EncodeError:
+    return EncodeError(
+        f"Event {eid} ({event.event_type}) could not be encoded as JSON for topic {name!r}: "
+        f"{exc}. It was not sent. Make every field JSON-serializable and nest values less "
+        "deeply, or store the payload elsewhere and publish a reference to it."
+    )
 
 
 def _kind(event: object) -> tuple[tuple[str, bytes], Callable[[Event], bytes]]:

@@ -71,15 +71,23 @@ class RecordMetadata(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class TopicSpec:
-    """A topic declaration: name, partition count and retention (None: broker default).
+    """A topic declaration: name, partition count, retention, and on Kafka replication.
 
+    A setting left None is not declared: the topic is created with 1 partition and the
+    broker's default retention, and an existing topic's value is accepted. A stated setting
+    must match an existing topic (`Backend.ensure_topics` raises ConfigurationError).
     `replication` (copies of each partition; None: the app's default, else the broker's) and
     `config` (broker topic properties such as ``min.insync.replicas``) matter on Kafka only;
     the embedded and memory brokers keep one copy and ignore them.
     """
 
     name: str
-    partitions: int = 1
+    partitions: int | None = None
     retention: timedelta | None = None
     replication: int | None = None
     config: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def partitions_or_default(self) -> int:
+        """The partition count to create the topic with (1 when not declared)."""
+        return 1 if self.partitions is None else self.partitions

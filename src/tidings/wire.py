@@ -37,6 +37,16 @@ H_CORRELATION = "tidings-correlation-id"
 H_CAUSATION = "tidings-causation-id"
 H_TRACEPARENT = "traceparent"
 JSON_HEADER = (H_CONTENT_TYPE, CONTENT_TYPE)
+RESERVED_PREFIXES = ("ce_", INTERNAL_PREFIX)
+
+
+def is_reserved_header(name: str) -> bool:
+    """Whether header `name` is tidings' to write: ``ce_*``, ``content-type``, ``tidings-*``.
+
+    Compared case-insensitively: other Kafka clients may not treat case as tidings does.
+    """
+    lower = name.lower()
+    return lower.startswith(RESERVED_PREFIXES) or lower == H_CONTENT_TYPE
 
 
 def new_event_id() -> str:

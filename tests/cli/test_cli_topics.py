@@ -69,10 +69,20 @@ def test_empty_broker_lists_nothing_but_says_how_to_start(cli: Cli) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30s", 30), ("5m", 300), ("12h", 43200), ("7d", 604800), ("1h30m", 5400), ("90", 90)],
+    [("30s", 30), ("5m", 300), ("12h", 43200), ("7d", 604800), ("1h30m", 5400), ("2w", 1209600)],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("bare", ["7", "90", "1.5"])
+def test_a_retention_without_a_unit_is_refused_with_an_example(cli: Cli, bare: str) -> None:
+    result = cli("topics", "create", "orders", "--retention", bare)
+    assert result.exit_code == 2
+    output = flat(result.output)
+    assert f"'{bare}' has no unit" in output
+    assert f"{bare}d for days, {bare}h for hours" in output
+    assert cli.json("topics", "list") == []  # nothing was created
 
 
 def test_unknown_broker_scheme_is_one_red_line() -> None:

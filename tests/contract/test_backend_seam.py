@@ -17,7 +17,7 @@ import pytest
 
 from tidings.backends.base import Backend, ConsumerHandle, TopicInfo
 from tidings.backends.registry import open_backend
-from tidings.exceptions import ConfigurationError
+from tidings.exceptions import ConfigurationError, TopicNotFound
 from tidings.partitioner import murmur2
 from tidings.records import OutgoingRecord, Record, TopicPartition, TopicSpec
 
@@ -163,6 +163,7 @@ def test_keys_map_to_kafkas_murmur2_partitions(backend: Backend, topic_name: str
 
 
 def test_headers_keys_and_values_round_trip(backend: Backend, topic_name: str, group: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     headers = (("ce_id", b"1"), ("bin", bytes(range(256))), ("ce_id", b"2"), ("empty", b""))
     backend.produce(
         [
@@ -181,11 +182,33 @@ def test_headers_keys_and_values_round_trip(backend: Backend, topic_name: str, g
     assert first.timestamp > 0
 
 
-def test_undeclared_topic_is_created_with_one_partition(backend: Backend, topic_name: str) -> None:
+def test_producing_to_a_missing_topic_raises_and_creates_nothing(
+    backend: Backend, topic_name: str
+) -> None:
+    for deliver_at in (None, time.time() + 3600):
+        with pytest.raises(TopicNotFound, match=f"Topic '{topic_name}' does not exist"):
+            backend.produce([out(topic_name, "a", "1", deliver_at=deliver_at)])
+    assert topic_name not in {t.name for t in backend.topics()}
+
+
+def test_a_topic_declared_without_partitions_is_created_with_one(
+    backend: Backend, topic_name: str
+) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     meta = backend.produce([out(topic_name, "a", "1"), out(topic_name, "b", "2")])
     assert [(m.partition, m.offset) for m in meta] == [(0, 0), (0, 1)]
     info = topic_info(backend, topic_name)
     assert info.partitions == 1 and info.end_offsets == (2,)
+    backend.ensure_topics([TopicSpec(topic_name)])  # states nothing: accepts what exists
+
+
+def test_ensure_topics_refuses_another_partition_count(backend: Backend, topic_name: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name, partitions=2)])
+    with pytest.raises(ConfigurationError, match="declared with partitions=3") as caught:
+        backend.ensure_topics([TopicSpec(topic_name, partitions=3)])
+    assert "has partitions=2" in str(caught.value)
+    assert f"tidings topics describe {topic_name}" in str(caught.value)
+    assert topic_info(backend, topic_name).partitions == 2
 
 
 def test_ensure_topics_is_idempotent_and_keeps_existing(backend: Backend, topic_name: str) -> None:
@@ -209,6 +232,7 @@ def test_explicit_partition_that_does_not_exist_is_refused(
 
 def test_committed_offsets_survive_a_restart(broker_url: str, topic_name: str, group: str) -> None:
     first = open_backend(broker_url)
+    first.ensure_topics([TopicSpec(topic_name)])
     first.produce([out(topic_name, "k", f"v{i}") for i in range(10)])
     consumer = first.open_consumer(group, [topic_name], start="earliest", listener=None)
     assert len(fetch_n(consumer, 10)) == 10
@@ -226,6 +250,7 @@ def test_committed_offsets_survive_a_restart(broker_url: str, topic_name: str, g
 
 
 def test_new_group_starts_from_start(backend: Backend, topic_name: str, group: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     backend.produce([out(topic_name, "k", "old")])
     latest = backend.open_consumer(f"{group}-late", [topic_name], start="latest", listener=None)
     earliest = backend.open_consumer(
@@ -351,6 +376,7 @@ def test_pause_and_resume(backend: Backend, topic_name: str, group: str) -> None
 
 
 def test_seek_redelivers_from_an_offset(backend: Backend, topic_name: str, group: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     backend.produce([out(topic_name, "k", str(i)) for i in range(5)])
     consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     assert len(fetch_n(consumer, 5)) == 5
@@ -372,6 +398,7 @@ def test_reader_without_group_sees_all_partitions(
 
 
 def test_groups_report_lag(backend: Backend, topic_name: str, group: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     backend.produce([out(topic_name, "k", str(i)) for i in range(8)])
     consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     fetch_n(consumer, 8)
@@ -383,6 +410,7 @@ def test_groups_report_lag(backend: Backend, topic_name: str, group: str) -> Non
 
 
 def test_reset_group(backend: Backend, topic_name: str, group: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     backend.produce([out(topic_name, "k", str(i)) for i in range(6)])
     consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     fetch_n(consumer, 6)
@@ -403,6 +431,7 @@ def test_reset_group(backend: Backend, topic_name: str, group: str) -> None:
 
 
 def test_reset_group_dry_run_changes_nothing(backend: Backend, topic_name: str, group: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     backend.produce([out(topic_name, "k", str(i)) for i in range(4)])
     consumer = backend.open_consumer(group, [topic_name], start="earliest", listener=None)
     fetch_n(consumer, 4)
@@ -444,6 +473,7 @@ def test_delayed_record_is_not_early_and_arrives(
 
 
 def test_record_due_in_the_past_is_appended_at_once(backend: Backend, topic_name: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     (meta,) = backend.produce([out(topic_name, "k", "now", deliver_at=time.time() - 1)])
     assert meta.offset == 0
 

@@ -39,6 +39,7 @@ def test_properties_pass_through_from_options_and_environment(
     try:
         assert b.settings.producer_config()["linger.ms"] == 1
         assert b.settings.producer_config()["enable.idempotence"] is True
+        b.ensure_topics([TopicSpec(topic_name)])
         b.produce([OutgoingRecord(topic_name, b"k", b"v")])
     finally:
         b.close()
@@ -72,6 +73,7 @@ def test_bad_consumer_property_fails_at_open(bootstrap: str, topic_name: str) ->
         bootstrap, url=f"kafka://{bootstrap}", consumer_config={"session.timeout.ms": "soon"}
     )
     try:
+        b.ensure_topics([TopicSpec(topic_name)])
         with pytest.raises(ConfigurationError, match=r"session\.timeout\.ms"):
             b.open_consumer("g", [topic_name], start="earliest", listener=None)
     finally:
@@ -98,12 +100,14 @@ def test_unreachable_broker_fails_within_the_bound(bootstrap: str) -> None:
 
 def test_topic_retention_is_set_and_reported(backend: KafkaBackend, topic_name: str) -> None:
     backend.ensure_topics([TopicSpec(topic_name, partitions=2, retention=timedelta(hours=5))])
-    backend.ensure_topics([TopicSpec(topic_name, partitions=9)])  # exists: left as it is
+    with pytest.raises(ConfigurationError, match="declared with partitions=9"):
+        backend.ensure_topics([TopicSpec(topic_name, partitions=9)])  # never repartitioned
     info = next(t for t in backend.topics() if t.name == topic_name)
     assert (info.partitions, info.retention) == (2, 5 * 3600)
 
 
 def test_oversize_record_is_refused_by_name(backend: KafkaBackend, topic_name: str) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     records = [
         OutgoingRecord(topic_name, None, b"small"),
         OutgoingRecord(topic_name, None, b"x" * 2_000_000),
@@ -117,6 +121,7 @@ def test_unacknowledged_records_raise_delivery_uncertain(bootstrap: str, topic_n
         bootstrap, url=f"kafka://{bootstrap}", delays=False, delivery_timeout=0.001, linger_ms=0
     )
     try:
+        b.ensure_topics([TopicSpec(topic_name)])
         with pytest.raises(DeliveryUncertain, match="_MSG_TIMED_OUT"):
             b.produce([OutgoingRecord(topic_name, None, b"x" * 100_000) for _ in range(300)])
     finally:

@@ -125,14 +125,23 @@ class Backend(Protocol):
     url: str
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        """Create the topics that are missing; existing ones are left as they are."""
+        """Create the topics that are missing; never change an existing one.
+
+        Only this creates topics. A spec's stated settings are checked against an existing
+        topic (see `tidings.topics`).
+
+        Raises:
+            ConfigurationError: an existing topic has another partition count, or (except
+                on Kafka, which logs a warning) another retention than its spec states.
+        """
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
         """Store `records` durably and return where each went, in order.
 
         Records with `deliver_at` in the future are held back and appended to their topic
         when due (offset -1 in the result). Raises PublishError (or a subclass) naming
-        every record that failed; never drops a record silently.
+        every record that failed; never drops a record silently. A record for a topic that
+        does not exist raises TopicNotFound (only `ensure_topics` creates topics).
         """
 
     async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:

@@ -24,7 +24,7 @@ from tidings.backends.base import (
     TopicInfo,
 )
 from tidings.clock import SYSTEM_CLOCK, Clock
-from tidings.exceptions import ConfigurationError
+from tidings.exceptions import ConfigurationError, TopicNotFound
 from tidings.partitioner import partition_for
 from tidings.records import (
     OutgoingRecord,
@@ -34,12 +34,17 @@ from tidings.records import (
     TopicPartition,
     TopicSpec,
 )
+from tidings.topics import check_declaration
 
 
 @dataclass
 class _Topic:
     spec: TopicSpec
     logs: list[list[Record]]
+
+
+def _seconds(spec: TopicSpec) -> float | None:
+    return spec.retention.total_seconds() if spec.retention else None
 
 
 @dataclass
@@ -77,18 +82,23 @@ class MemoryBackend:
     # -- topics and produce ------------------------------------------------------------
 
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
+        """Create the missing topics; raise ConfigurationError if one conflicts (unchanged)."""
         with self._lock:
             for spec in specs:
                 if spec.name not in self._topics:
-                    self._topics[spec.name] = _Topic(spec, [[] for _ in range(spec.partitions)])
+                    count = spec.partitions_or_default
+                    created = TopicSpec(spec.name, count, spec.retention)
+                    self._topics[spec.name] = _Topic(created, [[] for _ in range(count)])
             for group in self._groups.values():
                 self._rebalance(group)
+            for spec in specs:
+                topic = self._topics[spec.name]
+                check_declaration(spec, self.url, len(topic.logs), _seconds(topic.spec))
 
     def _topic(self, name: str) -> _Topic:
         topic = self._topics.get(name)
         if topic is None:
-            self.ensure_topics([TopicSpec(name)])
-            topic = self._topics[name]
+            raise TopicNotFound(name, self.url)
         return topic
 
     async def produce_async(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
@@ -216,7 +226,7 @@ class MemoryBackend:
                 TopicInfo(
                     name=t.spec.name,
                     partitions=len(t.logs),
-                    retention=t.spec.retention.total_seconds() if t.spec.retention else None,
+                    retention=_seconds(t.spec),
                     start_offsets=tuple(0 for _ in t.logs),
                     end_offsets=tuple(len(log) for log in t.logs),
                     delayed_pending=len(pending.get(t.spec.name, [])),

@@ -33,16 +33,22 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 
 
 def parse_duration(text: str) -> timedelta:
-    """Parse ``30s``, ``5m``, ``12h``, ``7d``, ``1h30m`` or bare seconds into a timedelta.
+    """Parse ``30s``, ``5m``, ``12h``, ``7d``, ``2w`` or ``1h30m`` into a timedelta.
+
+    A bare number is refused: ``--retention 7`` meant 7 seconds to the code and most likely
+    7 days to whoever typed it, and a retention that short deletes events.
 
     Raises:
-        typer.BadParameter: the text is not a positive duration.
+        typer.BadParameter: the text has no unit or is not a positive duration.
     """
     value = text.strip().lower()
-    seconds: float | None = None
     if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        seconds = float(value)
-    elif value and _PART.sub("", value) == "":
+        raise typer.BadParameter(
+            f"{text!r} has no unit; write {value}d for days, {value}h for hours, {value}m "
+            f"for minutes or {value}s for seconds (e.g. 7d, 12h, 30m, 45s)."
+        )
+    seconds: float | None = None
+    if value and _PART.sub("", value) == "":
         seconds = sum(float(n) * _UNITS[unit] for n, unit in _PART.findall(value))
     if seconds is None or seconds <= 0:
         raise typer.BadParameter(

@@ -64,7 +64,8 @@ def create_topic(
             metavar="DURATION",
             parser=parse_duration,
             show_default=False,
-            help="How long events are kept, e.g. 12h or 7d (default: the broker's).",
+            help="How long events are kept, with a unit: 45s, 30m, 12h or 7d "
+            "(default: the broker's).",
         ),
     ] = None,
     replication: Annotated[

@@ -39,6 +39,7 @@ def test_a_due_record_keeps_its_key_value_headers_and_partition(tmp_path: Path) 
 def test_topics_report_pending_and_next_due(tmp_path: Path) -> None:
     clock = FakeClock()
     b = open_at(tmp_path, clock)
+    b.ensure_topics([TopicSpec("a"), TopicSpec("b")])
     now = clock.time()
     b.produce(
         [
@@ -90,6 +91,7 @@ def test_racing_processes_release_each_due_record_exactly_once(tmp_path: Path) -
 def test_many_pending_delays_are_never_loaded_at_once(tmp_path: Path) -> None:
     clock = FakeClock()
     b = open_at(tmp_path, clock)
+    b.ensure_topics([TopicSpec("t")])
     value = b"v" * 100
     pending = 100_000
     for start in range(0, pending, 20_000):

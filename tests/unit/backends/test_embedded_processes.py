@@ -156,7 +156,9 @@ def test_a_killed_members_partitions_move_to_the_survivor(tmp_path: Path) -> Non
 
 
 def test_sigkill_while_producing_keeps_every_acknowledged_record(tmp_path: Path) -> None:
-    EmbeddedBackend(tmp_path, url="embedded://test").close()
+    setup = EmbeddedBackend(tmp_path, url="embedded://test")
+    setup.ensure_topics([TopicSpec("t")])
+    setup.close()
     child = Child(PRODUCER, tmp_path, "k", -1)
     child.go()
     acked = 0

@@ -131,7 +131,7 @@ def test_processes_racing_to_create_the_store_and_a_topic_agree(tmp_path: Path) 
     barrier = threading.Barrier(4)
     seen: list[int] = []
 
-    def start(partitions: int) -> None:
+    def start(partitions: int | None) -> None:
         barrier.wait()
         b = open_at(tmp_path / "data")
         b.ensure_topics([TopicSpec("t", partitions=partitions)])
@@ -139,7 +139,8 @@ def test_processes_racing_to_create_the_store_and_a_topic_agree(tmp_path: Path) 
         seen.append(-next(t.partitions for t in b.topics() if t.name == "t"))
         b.close()
 
-    threads = [threading.Thread(target=start, args=(n,)) for n in (1, 2, 3, 4)]
+    # Declarations that state no partition count accept whatever exists.
+    threads = [threading.Thread(target=start, args=(None,)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -147,6 +148,33 @@ def test_processes_racing_to_create_the_store_and_a_topic_agree(tmp_path: Path) 
     offsets, counts = sorted(x for x in seen if x >= 0), {x for x in seen if x < 0}
     assert len(counts) == 1  # every racer sees the winner's partition count
     assert offsets == [0, 1, 2, 3]  # same key, same partition: one log, no lost append
+
+
+def test_processes_racing_with_conflicting_declarations_all_but_one_refused(
+    tmp_path: Path,
+) -> None:
+    barrier = threading.Barrier(4)
+    refused: list[str] = []
+    created: list[int] = []
+
+    def start(partitions: int) -> None:
+        barrier.wait()
+        b = open_at(tmp_path / "data")
+        try:
+            b.ensure_topics([TopicSpec("t", partitions=partitions)])
+            created.append(partitions)
+        except ConfigurationError as exc:
+            refused.append(str(exc))
+        finally:
+            b.close()
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in (1, 2, 3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(created) == 1 and len(refused) == 3
+    assert all(f"has partitions={created[0]}" in message for message in refused)
 
 
 def test_bulk_writes_are_checkpointed_off_the_writer_thread(tmp_path: Path) -> None:

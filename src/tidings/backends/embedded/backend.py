@@ -115,7 +115,7 @@ class EmbeddedBackend:
     def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
         """Create the missing topics (atomically, safe when processes race); keep others."""
         for spec in specs:
-            if spec.partitions < 1:
+            if spec.partitions is not None and spec.partitions < 1:
                 raise ConfigurationError(
                     f"Topic {spec.name!r} needs at least 1 partition, not {spec.partitions}."
                 )
@@ -156,7 +156,7 @@ class EmbeddedBackend:
             topic = rec.topic
             meta = metas.get(topic)
             if meta is None:
-                meta = metas[topic] = self.log.get(topic, now)
+                meta = metas[topic] = self.log.get(topic)
             key = rec.key
             partition = rec.partition
             if partition is None:
@@ -318,7 +318,7 @@ class EmbeddedBackend:
             ConfigurationError: the group has live members, or `to` is not understood.
         """
         now = self.clock.time()
-        meta = self.log.get(topic, now)
+        meta = self.log.get(topic)
         with self.store.pooled() as conn:
             return admin.reset_group(self.store, conn, meta, group, to, now, dry_run=dry_run)
 

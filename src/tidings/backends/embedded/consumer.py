@@ -49,7 +49,7 @@ class EmbeddedConsumer:
         self.start = start
         self.listener = listener
         now = backend.clock.time()
-        self._metas: dict[str, TopicMeta] = {t: backend.log.get(t, now) for t in topics}
+        self._metas: dict[str, TopicMeta] = {t: backend.log.get(t) for t in topics}
         self._conn = backend.store.connect()
         self.owned: set[TopicPartition] = set()
         self.positions: dict[TopicPartition, int] = {}

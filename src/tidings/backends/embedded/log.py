@@ -18,7 +18,9 @@ from typing import Final
 from tidings.backends.embedded.codec import decode_headers
 from tidings.backends.embedded.schema import OFFSET_BITS
 from tidings.backends.embedded.store import Store
+from tidings.exceptions import TopicNotFound
 from tidings.records import Record, TopicSpec
+from tidings.topics import check_declaration
 
 OFFSET_SPAN: Final = 1 << OFFSET_BITS
 RETENTION_BATCH: Final = 20_000
@@ -54,36 +56,51 @@ class Log:
     # -- topics --------------------------------------------------------------------------
 
     def ensure(self, specs: Sequence[TopicSpec], now: float) -> None:
-        """Create the topics that do not exist yet, in one transaction; keep the others."""
-        missing = [s for s in specs if s.name not in self._topics]
-        if not missing:
-            return
-        with self.store.pooled() as conn, self.store.write(conn):
-            for spec in missing:
-                retention = spec.retention.total_seconds() if spec.retention else None
-                created = conn.execute(
-                    "INSERT INTO topics (name, partitions, retention, created) VALUES (?, ?, ?, ?)"
-                    " ON CONFLICT (name) DO NOTHING",
-                    (spec.name, spec.partitions, retention, now),
-                ).rowcount
-                if created:
-                    conn.executemany(
-                        "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
-                        [(spec.name, p) for p in range(spec.partitions)],
-                    )
-        with self.store.pooled() as conn:
-            for spec in missing:
-                self._load(conn, spec.name)
+        """Create the topics that do not exist yet, in one transaction; keep the others.
 
-    def get(self, name: str, now: float) -> TopicMeta:
-        """Return topic `name`, creating it with one partition if nobody declared it."""
+        Raises:
+            ConfigurationError: a spec states partitions or a retention its existing topic
+                does not have (checked after creating, so two processes racing agree).
+        """
+        missing = [s for s in specs if s.name not in self._topics]
+        if missing:
+            with self.store.pooled() as conn, self.store.write(conn):
+                for spec in missing:
+                    retention = spec.retention.total_seconds() if spec.retention else None
+                    created = conn.execute(
+                        "INSERT INTO topics (name, partitions, retention, created)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                        (spec.name, spec.partitions_or_default, retention, now),
+                    ).rowcount
+                    if created:
+                        conn.executemany(
+                            "INSERT INTO partitions (topic, partition) VALUES (?, ?)",
+                            [(spec.name, p) for p in range(spec.partitions_or_default)],
+                        )
+            with self.store.pooled() as conn:
+                for spec in missing:
+                    self._load(conn, spec.name)
+        for spec in specs:
+            meta = self._topics[spec.name]
+            check_declaration(spec, self.url, meta.partitions, meta.retention)
+
+    @property
+    def url(self) -> str:
+        """The store's URL with its absolute path, for messages."""
+        return f"embedded://{self.store.path.parent.absolute()}"
+
+    def get(self, name: str) -> TopicMeta:
+        """Return topic `name`.
+
+        Raises:
+            TopicNotFound: no topic has that name (only `ensure` creates topics).
+        """
         meta = self._topics.get(name)
         if meta is None:
             with self.store.pooled() as conn:
                 meta = self._load(conn, name)
             if meta is None:
-                self.ensure([TopicSpec(name)], now)
-                meta = self._topics[name]
+                raise TopicNotFound(name, self.url)
         return meta
 
     def lookup(self, conn: sqlite3.Connection, name: str) -> TopicMeta | None:

@@ -6,6 +6,7 @@ raises `BrokerUnavailable`, never a hang. The AdminClient is thread-safe and sha
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -32,11 +33,13 @@ from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import broker_unavailable, kafka_error, translate
 from tidings.backends.kafka.replicas import check_brokers, check_existing, with_durability
-from tidings.exceptions import BrokerError, ConfigurationError
+from tidings.exceptions import BrokerError, ConfigurationError, TopicNotFound
 from tidings.records import TopicPartition, TopicSpec
 from tidings.replication import MIN_INSYNC
+from tidings.topics import check_declaration, conflict_message, differences
 
 T = TypeVar("T")
+LOG = logging.getLogger("tidings.kafka")
 
 EARLIEST = OffsetSpec.earliest()  # type: ignore[no-untyped-call]
 LATEST = OffsetSpec.latest()  # type: ignore[no-untyped-call]
@@ -80,9 +83,10 @@ class KafkaAdmin:
         self._lock = threading.Lock()
         self._client: AdminClient | None = None
         self.known_topics: dict[str, int] = {}
-        """Partition counts of topics seen to exist (they never shrink)."""
+        """Partition counts of topics seen to exist (forgotten when found deleted)."""
         self.declared: dict[str, TopicSpec] = {}
-        """Topics this admin created, with the replication and config they got."""
+        """Topics this admin created or checked, with the replication and config they have."""
+        self.url = f"kafka://{settings.servers}"
 
     @property
     def client(self) -> AdminClient:
@@ -120,67 +124,117 @@ class KafkaAdmin:
     def ensure_topics(self, specs: Sequence[TopicSpec], *, implicit: bool = False) -> None:
         """Create the missing topics and wait until each has a leader for every partition.
 
-        Replication and min.insync.replicas follow `tidings.backends.kafka.replicas`
+        Existing topics are checked against their declaration: a different partition count
+        or replication raises (tidings never repartitions: keys would move); a different
+        retention is logged as a warning, and the topic is left as it is. Replication and
+        min.insync.replicas of created topics follow `tidings.backends.kafka.replicas`
         (`implicit`: tidings creates these topics itself, nobody declared them).
 
         Raises:
-            ConfigurationError: a topic needs more replicas than the cluster has live
-                brokers, or an existing topic has another replication than declared.
+            ConfigurationError: an existing topic has another partition count or
+                replication than declared, or a topic needs more replicas than the cluster
+                has live brokers.
         """
-        wanted = {s.name: s for s in specs if s.name not in self.known_topics}
+        wanted = {s.name: s for s in specs}
         if not wanted:
             return
+        # Not known_topics: a topic seen once may have been deleted since.
         md = self.metadata()
-        existing = md.topics
+        present = {
+            name: tmd for name, tmd in md.topics.items() if tmd.error is None and tmd.partitions
+        }
         for name, spec in wanted.items():
-            tmd = existing.get(name)
-            if tmd is not None and tmd.error is None and tmd.partitions:
+            tmd = present.get(name)
+            if tmd is not None:
                 replicas = len(tmd.partitions[min(tmd.partitions)].replicas)
                 check_existing(spec, replicas, self.settings.servers)
                 self.declared[name] = replace(spec, replication=replicas or spec.replication)
         missing = [
             with_durability(s, self.settings, self.declared, implicit=implicit)
             for name, s in wanted.items()
-            if name not in existing
+            if name not in present
         ]
+        raced: set[str] = set()
         if missing:
             check_brokers(missing, len(md.brokers), self.settings.servers)
-            new = [
-                NewTopic(
-                    s.name,
-                    num_partitions=s.partitions,
-                    replication_factor=s.replication or -1,
-                    config={
-                        **(
-                            {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
-                            if s.retention is not None
-                            else {}
-                        ),
-                        **dict(s.config),
-                    },
-                )
-                for s in missing
-            ]
-            timeout = self.settings.connect_timeout
-            futures = self.client.create_topics(
-                new, operation_timeout=timeout, request_timeout=timeout
+            raced = self._create(missing)
+            for s in missing:
+                self.declared[s.name] = s
+            self._await_leaders([s.name for s in missing])
+        existing = [s for name, s in wanted.items() if name in present or name in raced]
+        for spec in existing:
+            count = self.known_topics[spec.name]
+            check_declaration(TopicSpec(spec.name, spec.partitions), self.url, count, None)
+        self._report_retention([s for s in existing if s.retention is not None])
+
+    def _create(self, specs: list[TopicSpec]) -> set[str]:
+        """Create `specs`; return the names another client created first."""
+        new = [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions_or_default,
+                replication_factor=s.replication or -1,
+                config={
+                    **(
+                        {"retention.ms": str(int(s.retention.total_seconds() * 1000))}
+                        if s.retention is not None
+                        else {}
+                    ),
+                    **dict(s.config),
+                },
             )
-            for name, future in futures.items():
-                try:
-                    self._wait(future, f"create topic {name!r}")
-                except BrokerError as exc:
-                    cause = kafka_error(exc.__cause__) if exc.__cause__ else None
-                    if cause is not None and cause.code() in REFUSED_CONFIG:
-                        raise ConfigurationError(
-                            f"Kafka at {self.settings.servers} refused to create topic "
-                            f"{name!r}: {cause.str()}. Fix its partitions=, replication= or "
-                            "config= (app.topic(...)) or the App-wide replication option."
-                        ) from exc
-                    if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                        raise
-        for s in missing:
-            self.declared[s.name] = s
-        self._await_leaders(list(wanted))
+            for s in specs
+        ]
+        timeout = self.settings.connect_timeout
+        futures = self.client.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+        raced = set()
+        for name, future in futures.items():
+            try:
+                self._wait(future, f"create topic {name!r}")
+            except BrokerError as exc:
+                cause = kafka_error(exc.__cause__) if exc.__cause__ else None
+                if cause is not None and cause.code() in REFUSED_CONFIG:
+                    raise ConfigurationError(
+                        f"Kafka at {self.settings.servers} refused to create topic "
+                        f"{name!r}: {cause.str()}. Fix its partitions=, replication= or "
+                        "config= (app.topic(...)) or the App-wide replication option."
+                    ) from exc
+                if cause is None or cause.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+                raced.add(name)
+        return raced
+
+    def _report_retention(self, specs: list[TopicSpec]) -> None:
+        """Warn about each existing topic whose retention differs from its declaration."""
+        if not specs:
+            return
+        actual = self._retention_ms([s.name for s in specs])
+        for spec in specs:
+            ms = actual.get(spec.name)
+            diffs = differences(
+                spec, self.known_topics[spec.name], None if ms is None else ms / 1000
+            )
+            if diffs:
+                LOG.warning(
+                    "%s (Kafka: kafka-configs.sh --alter --entity-type topics --entity-name "
+                    "%s --add-config retention.ms=N)",
+                    conflict_message(spec, self.url, diffs).replace(
+                        "tidings never changes an existing topic", "it is left as it is"
+                    ),
+                    spec.name,
+                )
+
+    def _retention_ms(self, names: list[str]) -> dict[str, int | None]:
+        """Return each topic's effective retention.ms (None: unlimited)."""
+        resources = [ConfigResource(ResourceType.TOPIC, n) for n in names]
+        timeout = self.settings.connect_timeout
+        configs = self.client.describe_configs(resources, request_timeout=timeout)
+        out: dict[str, int | None] = {}
+        for resource, future in configs.items():
+            entry = self._wait(future, "describe topic configs").get("retention.ms")
+            ms = int(entry.value) if entry is not None and entry.value is not None else -1
+            out[resource.name] = ms if ms >= 0 else None
+        return out
 
     def _await_leaders(self, names: list[str]) -> None:
         deadline = time.monotonic() + self.settings.connect_timeout
@@ -206,11 +260,17 @@ class KafkaAdmin:
                 time.sleep(0.05)
 
     def partition_count(self, topic: str) -> int:
-        """Return how many partitions `topic` has, creating it (one partition) if missing."""
+        """Return how many partitions `topic` has.
+
+        Raises:
+            TopicNotFound: the topic does not exist (only `ensure_topics` creates topics).
+        """
         count = self.known_topics.get(topic)
         if count is None:
-            self.ensure_topics([TopicSpec(topic)], implicit=True)
-            count = self.known_topics[topic]
+            self.metadata(topic)
+            count = self.known_topics.get(topic)
+            if count is None:
+                raise TopicNotFound(topic, self.url)
         return count
 
     def offsets(

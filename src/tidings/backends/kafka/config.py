@@ -43,6 +43,9 @@ PRODUCER_DEFAULTS: dict[str, object] = {
     "acks": "all",
     "partitioner": "murmur2_random",  # Java-compatible: a key lands where Java puts it
     "linger.ms": 5,  # batch bursts; `produce` flushes, so a lone publish does not wait
+    # Only declared topics are created, with their partitions: a metadata request must never
+    # make the broker create a topic (with its default of one partition).
+    "allow.auto.create.topics": False,
 }
 CONSUMER_DEFAULTS: dict[str, object] = {
     "enable.auto.commit": False,  # the runtime commits only handled offsets
@@ -111,6 +114,7 @@ class KafkaSettings:
     def admin_config(self) -> dict[str, object]:
         conf: dict[str, object] = {"bootstrap.servers": self.servers, "logger": QUIET}
         conf["error_cb"] = _admin_error
+        conf["allow.auto.create.topics"] = False  # see PRODUCER_DEFAULTS
         conf.update(self.common)
         return conf
 

@@ -32,12 +32,14 @@ from tidings.backends.kafka.errors import (
 from tidings.backends.kafka.logs import QUIET
 from tidings.backends.kafka.replicas import diagnose
 from tidings.exceptions import (
+    BrokerError,
     ConfigurationError,
     DeliveryUncertain,
     PublishError,
+    TopicNotFound,
 )
 from tidings.gc_pause import gc_paused
-from tidings.records import OutgoingRecord, RecordMetadata, TopicSpec
+from tidings.records import OutgoingRecord, RecordMetadata
 
 LOG = logging.getLogger("tidings.kafka")
 
@@ -117,7 +119,7 @@ class KafkaProducer:
         QUIET.log(level, "Kafka producer: %s", err.str())
 
     def _prepare(self, records: Sequence[OutgoingRecord]) -> None:
-        """Fail fast: broker unreachable, missing topics (created), partitions out of range."""
+        """Fail fast: broker unreachable, missing topics, partitions out of range."""
         topics = {rec.topic for rec in records}
         explicit = [rec for rec in records if rec.partition is not None]
         if not self._healthy:
@@ -129,7 +131,10 @@ class KafkaProducer:
             self._healthy = True
         missing = [t for t in topics if t not in self.admin.known_topics]
         if missing:
-            self.admin.ensure_topics([TopicSpec(t) for t in missing], implicit=True)
+            self.admin.metadata()  # created since we last looked?
+            for topic in missing:
+                if topic not in self.admin.known_topics:
+                    raise TopicNotFound(topic, self.admin.url)
         for rec in explicit:
             assert rec.partition is not None
             count = self.admin.known_topics[rec.topic]
@@ -353,7 +358,26 @@ class KafkaProducer:
         cause = ""
         if any(err.code() in REPLICA_TROUBLE for _, err in batch.errors):
             cause = diagnose(self.admin.client, {records[i].topic for i, _ in batch.errors})
-        raise delivery_failure(records, failed, refused, uncertain, limit, cause)
+        error = delivery_failure(records, failed, refused, uncertain, limit, cause)
+        gone = self._deleted({records[i].topic for i in failed})
+        if gone:
+            # Deleted under us: librdkafka holds its records until they time out. Say so
+            # rather than "timed out"; the broker cannot have stored them.
+            missing = TopicNotFound(gone[0], self.admin.url)
+            missing.add_note(f"It existed when this producer first used it. {error}")
+            raise missing from error
+        raise error
+
+    def _deleted(self, topics: set[str]) -> list[str]:
+        """Return those of `topics` the broker no longer has (forgetting them)."""
+        try:
+            md = self.admin.metadata()
+        except BrokerError:
+            return []
+        gone = sorted(t for t in topics if t not in md.topics or md.topics[t].error is not None)
+        for topic in gone:
+            self.admin.known_topics.pop(topic, None)
+        return gone
 
     def close(self) -> None:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
