@@ -383,6 +383,7 @@ class Route:
         self.stats.dead_lettered += 1
         self.lanes.finish(lane)
         self._finish(d.run, d.index)
+        self._wake.set()  # from a parked retry of the write, no worker may be awake
 
     def _park(
         self,

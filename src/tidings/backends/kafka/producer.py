@@ -22,7 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tidings.backends.kafka.admin import KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings, config_error
-from tidings.backends.kafka.errors import UNCERTAIN, delivery_failure, describe, translate
+from tidings.backends.kafka.errors import delivery_failure, translate
 from tidings.backends.kafka.logs import QUIET
 from tidings.exceptions import (
     ConfigurationError,
@@ -335,13 +335,8 @@ class KafkaProducer:
             return list(
                 map(RecordMetadata, (r.topic for r in records), batch.partitions, batch.offsets)
             )
-        failed: dict[int, str] = {i: describe(exc) for i, exc in refused.items()}
-        uncertain = 0
-        for i, err in batch.errors:
-            failed[i] = f"{err.name()}: {err.str()}"
-            uncertain += err.code() in UNCERTAIN
         limit = self.settings.producer_config().get("message.max.bytes", 1_000_000)
-        raise delivery_failure(records, failed, refused, uncertain, limit)
+        raise delivery_failure(records, refused, batch.errors, limit)
 
     def close(self) -> None:
         """Deliver what is queued (bounded by `delivery_timeout`); log what could not be."""
