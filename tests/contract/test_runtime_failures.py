@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import field_validator
 
 from tests.helpers import wait_until
-from tidings import App, ConsumerFailed, Event
+from tidings import App, ConsumerFailed, Event, TidingsError
 
 
 class Picky(Event):
@@ -127,3 +129,44 @@ def test_an_unexpected_error_in_the_runtime_is_logged_and_stops_the_app(
     assert "reactor" in str(error) and "Meltdown" in str(error)
     logged = [r.getMessage() + repr(r.exc_info) for r in caplog.records]
     assert any("core temperature exceeded" in line for line in logged), logged
+
+
+def test_a_failing_poll_thread_stops_the_app_with_its_error(
+    tmp_path: Path, topic_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = App("failures", broker=f"embedded://{tmp_path / 'data'}")
+    topic = app.topic(topic_name)
+    handled: list[int] = []
+
+    @app.consumer(topic, group="paint")
+    async def paint(e: Picky) -> None:
+        handled.append(e.n)
+
+    app.publish(topic, Picky(n=0, colour="red"), key="k")
+    outcome: list[BaseException | None] = []
+
+    def serve() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(app.serve(), 60))
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    try:
+        with caplog.at_level(logging.ERROR, logger="tidings"):
+            thread = threading.Thread(target=serve, daemon=True)
+            thread.start()
+            wait_until(lambda: handled == [0], 30, "the first event")
+            with sqlite3.connect(tmp_path / "data" / "tidings.db") as raw:
+                raw.execute("DROP TABLE records")  # the store is broken under the consumer
+            thread.join(30)
+            stopped = not thread.is_alive()
+            thread.join(40)
+    finally:
+        app.close()
+    assert stopped, "the app kept running without its consumer"
+    (error,) = outcome
+    assert isinstance(error, TidingsError), repr(error)
+    assert "records" in str(error)
+    assert any("consumer failed" in r.getMessage() for r in caplog.records)

@@ -155,7 +155,7 @@ class Route:
         """Take a fetched run of one partition (on the event loop thread).
 
         One pass over the run: read the type headers, skip what is not for this consumer,
-        queue the rest in key lanes (Lanes.submit, inlined).
+        queue the rest in lanes, one per partition or per key (Lanes.submit, inlined).
         """
         records, first, size = run.records, run.start, run.size
         self.stats.received += size
@@ -359,7 +359,7 @@ class Route:
         if not self.spec.dead_letter:
             self.stats.stopped_partitions += 1
             self.owner.stop_partition(rec, f"{reason}: {exc}")
-            return  # the lane stays busy: nothing after this event of its key runs
+            return  # the lane stays busy: nothing after this event of its lane runs
         try:
             await self.owner.write_dead_letter(rec, reason, exc, d.attempt, d.dlq_error)
         except Exception as write_error:
