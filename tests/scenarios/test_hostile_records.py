@@ -23,16 +23,16 @@ from tidings import App, Event
 from tidings.backends.embedded.schema import OFFSET_BITS
 
 
-class Parcel(Event):
+class HostileParcel(Event):
     n: int
 
 
 def ce(n: int) -> list[tuple[str, bytes]]:
-    return [("ce_type", b"Parcel"), ("ce_id", f"parcel-{n}".encode())]
+    return [("ce_type", b"HostileParcel"), ("ce_id", f"parcel-{n}".encode())]
 
 
 def value(n: int) -> bytes:
-    return Parcel(n=n).model_dump_json().encode()
+    return HostileParcel(n=n).model_dump_json().encode()
 
 
 def committed(app: App, group: str, topic: str) -> int:
@@ -68,10 +68,10 @@ def test_embedded_records_with_broken_headers_or_timestamps_are_dead_lettered(
     handled: list[int] = []
 
     @app.consumer(topic, group="sorting")
-    async def sort(e: Parcel) -> None:
+    async def sort(e: HostileParcel) -> None:
         handled.append(e.n)
 
-    app.publish_many(topic, [(None, Parcel(n=n)) for n in range(7)])
+    app.publish_many(topic, [(None, HostileParcel(n=n)) for n in range(7)])
     good_blob = b"\x01" + struct.pack(">HI", 7, 6) + b"ce_typeParcel"
     broken: dict[int, tuple[str, object]] = {
         1: ("headers", b"\x01" + struct.pack(">HI", 2, 1) + b"\xff\xfe" + b"v" + good_blob[1:]),
@@ -135,7 +135,7 @@ def test_kafka_records_with_hostile_content_are_dead_lettered(topic_name: str) -
     handled: list[int] = []
 
     @app.consumer(topic, group="sorting")
-    async def sort(e: Parcel) -> None:
+    async def sort(e: HostileParcel) -> None:
         handled.append(e.n)
 
     try:
