@@ -156,9 +156,13 @@ class GroupWorker:
             exc_info=error,
         )
         if self.error is None:
+            try:
+                text = str(error)
+            except Exception:  # a broken __str__ must not keep the app from stopping
+                text = "(its message could not be rendered)"
             failed = ConsumerFailed(
                 f"group {self.group}: {where} stopped on an unexpected "
-                f"{type(error).__name__}: {error}. The app stops so that nothing is skipped "
+                f"{type(error).__name__}: {text}. The app stops so that nothing is skipped "
                 "silently; events not committed are redelivered when it runs again. A "
                 "handler raising a BaseException that is not an Exception (or a bug in "
                 "tidings) does this; the log above has the traceback."
