@@ -168,7 +168,7 @@ class App:
         group: str,
         retry: Retry | None = None,
         dead_letter: bool = True,
-        concurrency: int = 1,
+        concurrency: int | None = None,
         batch: Batch | None = None,
         timeout: float | timedelta | None = None,
         start: Start = "earliest",
@@ -178,6 +178,8 @@ class App:
         The handler's first parameter annotation chooses what it receives (one Event
         subclass, a union, or Event for all; with `batch`, a list of them); events of other
         types are skipped and committed. An optional second parameter receives the Context.
+        By default each partition runs one event at a time, independently of the others;
+        `concurrency=N` runs up to N at once in this process instead, never two of one key.
         See the README for retry, dead letters, concurrency, batches and timeouts.
         """
         name = topic_name(topic)
@@ -187,9 +189,9 @@ class App:
             self.topic(name)
         elif not isinstance(topic, str) and name not in self.topics:
             self.topics[name] = topic
-        if concurrency < 1:
+        if concurrency is not None and concurrency < 1:
             raise ConfigurationError(f"concurrency must be >= 1 (got {concurrency}).")
-        if batch is not None and concurrency != 1:
+        if batch is not None and concurrency not in (None, 1):
             raise ConfigurationError(
                 "A batch consumer runs one batch at a time; drop concurrency= or batch=."
             )

@@ -18,7 +18,8 @@ Every message names the problem and how to fix it::
     ├── DecodeError               a record is not a valid tidings event (goes to the dead letters)
     │   ├── UnknownEventType
     │   └── UnsupportedContentType
-    └── HandlerTimeout            a handler ran past its consumer's `timeout`
+    ├── HandlerTimeout            a handler ran past its consumer's `timeout`
+    └── ConsumerFailed            the consumer runtime stopped on an unexpected error
 """
 
 from __future__ import annotations
@@ -109,3 +110,11 @@ class UnsupportedContentType(DecodeError):
 
 class HandlerTimeout(TidingsError):
     """A handler ran longer than its consumer's `timeout`."""
+
+
+class ConsumerFailed(TidingsError):
+    """A group's consumer stopped on an error the runtime did not expect; the app stops.
+
+    Raised by `App.run` (and `tidings run` exits 1) rather than leaving a dead worker and a
+    stalled group behind; events not committed are redelivered when the app runs again.
+    """

@@ -9,6 +9,11 @@ from typing import Literal, NamedTuple
 Headers = tuple[tuple[str, bytes], ...]
 Start = Literal["earliest", "latest"]
 
+UNREADABLE_HEADERS = "tidings-unreadable-headers"
+"""A backend that cannot read a stored record's headers (a name that is not UTF-8, a
+truncated or unknown layout) hands the record over with this one header instead, its value
+saying what is wrong; the runtime dead-letters it with reason ``bad_headers``."""
+
 
 class TopicPartition(NamedTuple):
     """A partition of a topic."""

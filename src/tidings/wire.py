@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from tidings.events import Event, event_class
 from tidings.exceptions import DecodeError, UnknownEventType, UnsupportedContentType
-from tidings.records import Headers, Record
+from tidings.records import UNREADABLE_HEADERS, Headers, Record
 
 SPECVERSION = b"1.0"
 CONTENT_TYPE = b"application/json"
@@ -126,12 +126,19 @@ def read_envelope(record: Record) -> tuple[Envelope, bytes | None]:
     """Read the CloudEvents attributes of `record`; return them and the data bytes.
 
     Raises:
-        DecodeError: the record carries no event type, or is not JSON.
+        DecodeError: the record carries no event type, is not JSON, or its backend could not
+            read its headers.
     """
     ce: dict[str, bytes] = {}
     for name, value in record.headers:
         if name.startswith("ce_") or name == H_CONTENT_TYPE:
             ce[name] = value
+        elif name == UNREADABLE_HEADERS:
+            raise DecodeError(
+                f"{_where(record)}: its headers cannot be read "
+                f"({value.decode('utf-8', 'replace')}); the producer wrote them broken.",
+                reason="bad_headers",
+            )
     ctype = ce.get(H_CONTENT_TYPE, CONTENT_TYPE).decode("latin-1").split(";")[0].strip().lower()
     if ctype == STRUCTURED:
         return _structured(record)
@@ -215,6 +222,12 @@ def validate(record: Record, cls: type[Event], data: bytes | None) -> Event:
         ) from None
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"{_where(record)}: {exc}", reason="bad_json") from None
+    except Exception as exc:  # a validator may raise anything; pydantic passes it through
+        raise DecodeError(
+            f"{_where(record)}: schema_violation for {cls.event_type}: a validator raised "
+            f"{type(exc).__name__}: {exc}",
+            reason="schema_violation",
+        ) from exc
 
 
 def _short(exc: ValidationError) -> str:

@@ -112,7 +112,9 @@ def test_oversize_record_is_refused_by_name(backend: KafkaBackend, topic_name: s
         OutgoingRecord(topic_name, None, b"small"),
         OutgoingRecord(topic_name, None, b"x" * 2_000_000),
     ]
-    with pytest.raises(EventTooLarge, match=r"2,000,000 bytes; limit message\.max\.bytes=1000000"):
+    with pytest.raises(
+        EventTooLarge, match=r"2,000,000 bytes; this client.s limit is message\.max\.bytes=1000000"
+    ):
         backend.produce(records)
 
 

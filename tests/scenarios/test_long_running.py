@@ -42,7 +42,7 @@ def test_long_handler_keeps_its_partition(kind: str, tmp_path: Any, topic_name: 
     done: list[tuple[int, float]] = []
     slow_running = threading.Event()
 
-    @app.consumer(topic, group="settlement", concurrency=4)
+    @app.consumer(topic, group="settlement")  # the defaults: partitions independent
     def settle(e: Job, ctx: Context) -> None:
         starts.append(e.n)
         if e.slow:

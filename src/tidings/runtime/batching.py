@@ -14,7 +14,8 @@ from tidings.exceptions import DecodeError
 from tidings.runtime.outcome import Outcome
 
 if TYPE_CHECKING:
-    from tidings.runtime.route import Delivery, Route
+    from tidings.runtime.delivery import Delivery
+    from tidings.runtime.route import Route
 
 
 async def run_batches(route: Route) -> None:
@@ -60,7 +61,7 @@ async def _run(route: Route, items: list[Delivery]) -> None:
         if not d.run.part.live:
             continue
         try:
-            d.event = route._decode(d)
+            d.event = route.decode(d)
         except DecodeError as exc:
             await route._settle(None, d, Outcome.DEAD_LETTER, exc, exc.reason)
             continue
@@ -91,7 +92,7 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
     while True:
         if route._stopping or not last.run.part.live:
             raise asyncio.CancelledError  # abandoned: redelivered after restart/rebalance
-        ctx = route._context(last) if spec.handler.takes_context else None
+        ctx = route.context(last) if spec.handler.takes_context else None
         try:
             await route._call([d.event for d in batch], ctx)
         except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
+from tidings.exceptions import BrokerUnavailable, DeliveryUncertain, EventTooLarge, StorageError
 from tidings.records import Headers, OutgoingRecord, Record
 from tidings.wire import H_ID, H_TYPE, format_time, header_text
 
@@ -19,6 +20,9 @@ H_PARTITION = "tidings-dlq-original-partition"
 H_OFFSET = "tidings-dlq-original-offset"
 H_TIME = "tidings-dlq-original-time"
 H_FAILED_AT = "tidings-dlq-failed-at"
+H_VALUE_DROPPED = "tidings-dlq-value-dropped"
+"""Set when the dead letter could not carry the value: why; the original is still on its
+topic at the partition and offset the other headers name (until retention deletes it)."""
 H_REPLAY_GROUP = "tidings-replay-group"
 """Set on replayed events: only this group handles them; other groups skip them."""
 
@@ -51,10 +55,16 @@ DLQ_HEADERS = frozenset(
         H_OFFSET,
         H_TIME,
         H_FAILED_AT,
+        H_VALUE_DROPPED,
     }
 )
 TRACEBACK_LIMIT = 4000
 MESSAGE_LIMIT = 1000
+DLQ_ATTEMPTS = 3
+"""Failed dead-letter writes after which it is written without the value."""
+KEPT_HEADER_LIMIT = 1024
+"""Without the value, original headers larger than this (name + value) are left out too."""
+TRANSIENT = (BrokerUnavailable, DeliveryUncertain, StorageError)
 
 
 def dlq_topic(topic: str, group: str) -> str:
@@ -96,6 +106,17 @@ def retry_record(record: Record, group: str, attempt: int, deliver_at: float) ->
     )
 
 
+def must_drop_value(error: BaseException, failures: int) -> bool:
+    """Return whether a dead letter whose write failed `failures` times goes without value.
+
+    Too large: at once. A broker that is down or a full disk: never (the write is retried
+    until the broker is back). Anything else: after DLQ_ATTEMPTS failures.
+    """
+    if isinstance(error, EventTooLarge):
+        return True
+    return failures >= DLQ_ATTEMPTS and not isinstance(error, TRANSIENT)
+
+
 def dead_letter(
     record: Record,
     *,
@@ -104,29 +125,71 @@ def dead_letter(
     error: BaseException,
     attempts: int,
     now: float,
+    drop_value: BaseException | None = None,
 ) -> OutgoingRecord:
-    """Build the dead-letter record for `record` (same key, value and headers)."""
-    record = original(record)
-    tb = "".join(traceback.format_exception(error))
-    if len(tb) > TRACEBACK_LIMIT:
-        tb = "...\n" + tb[-TRACEBACK_LIMIT:]
+    """Build the dead-letter record for `record` (same key, value and headers).
+
+    With `drop_value` (why the full dead letter could not be written) the value is left
+    out, and original headers larger than KEPT_HEADER_LIMIT with it. Never raises, whatever
+    the record holds.
+    """
+    try:
+        record = original(record)
+    except (ValueError, UnicodeDecodeError):
+        pass  # broken retry headers: name the record as fetched
     kept: Headers = tuple(
         (k, v) for k, v in record.headers if k not in DLQ_HEADERS and k != H_REPLAY_GROUP
     )
-    extra: Headers = (
-        (H_REASON, reason.encode()),
-        (H_ERROR_TYPE, type(error).__qualname__.encode()),
-        (H_ERROR_MESSAGE, str(error)[:MESSAGE_LIMIT].encode("utf-8", "replace")),
-        (H_TRACEBACK, tb.encode("utf-8", "replace")),
+    value = record.value
+    extra: Headers = ()
+    if drop_value is not None:
+        dropped = len(kept)
+        kept = tuple((k, v) for k, v in kept if len(k) + len(v) <= KEPT_HEADER_LIMIT)
+        dropped -= len(kept)
+        why = (
+            f"value of {len(value or b''):,} bytes left out"
+            + (f" with {dropped} header(s) over {KEPT_HEADER_LIMIT:,} bytes" if dropped else "")
+            + f": {_text(drop_value, MESSAGE_LIMIT)}; the original is still at "
+            f"{record.topic}[{record.partition}]@{record.offset}"
+        )
+        value, extra = None, ((H_VALUE_DROPPED, why.encode("utf-8", "replace")),)
+    extra += (
+        (H_REASON, reason.encode("utf-8", "replace")),
+        (H_ERROR_TYPE, type(error).__qualname__.encode("utf-8", "replace")),
+        (H_ERROR_MESSAGE, _text(error, MESSAGE_LIMIT).encode("utf-8", "replace")),
+        (H_TRACEBACK, _traceback(error).encode("utf-8", "replace")),
         (H_ATTEMPTS, str(attempts).encode()),
-        (H_GROUP, group.encode()),
-        (H_TOPIC, record.topic.encode()),
+        (H_GROUP, group.encode("utf-8", "replace")),
+        (H_TOPIC, record.topic.encode("utf-8", "replace")),
         (H_PARTITION, str(record.partition).encode()),
         (H_OFFSET, str(record.offset).encode()),
-        (H_TIME, format_time(record.timestamp).encode()),
-        (H_FAILED_AT, format_time(now).encode()),
+        (H_TIME, _time(record.timestamp).encode()),
+        (H_FAILED_AT, _time(now).encode()),
     )
-    return OutgoingRecord(dlq_topic(record.topic, group), record.key, record.value, kept + extra)
+    return OutgoingRecord(dlq_topic(record.topic, group), record.key, value, kept + extra)
+
+
+def _text(error: BaseException, limit: int) -> str:
+    try:
+        return str(error)[:limit]
+    except Exception:  # a broken __str__ must not block the dead letter
+        return f"({type(error).__qualname__}; its message could not be rendered)"
+
+
+def _traceback(error: BaseException) -> str:
+    try:
+        tb = "".join(traceback.format_exception(error))
+    except Exception:
+        return _text(error, TRACEBACK_LIMIT)
+    return "...\n" + tb[-TRACEBACK_LIMIT:] if len(tb) > TRACEBACK_LIMIT else tb
+
+
+def _time(ts: object) -> str:
+    """RFC 3339 when `ts` is a date; else its repr (a broken timestamp is shown as stored)."""
+    try:
+        return format_time(ts)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError, OSError):
+        return repr(ts)[:100]
 
 
 def replay_record(record: Record, group: str) -> OutgoingRecord:

@@ -19,6 +19,7 @@ from typing import Any
 
 from tidings.backends.base import Backend, ConsumerHandle
 from tidings.clock import Clock
+from tidings.exceptions import ConsumerFailed, TidingsError
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
@@ -145,8 +146,37 @@ class GroupWorker:
         with self._stop_lock:
             self._stopped[tp] = reason
 
+    def fail(self, error: BaseException, where: str) -> None:
+        """Stop the app: `where` (a route's task) ended on `error`, which nothing expected."""
+        log.error(
+            "group %s: %s stopped on an unexpected %s; stopping the app",
+            self.group,
+            where,
+            type(error).__name__,
+            exc_info=error,
+        )
+        if self.error is None:
+            try:
+                text = str(error)
+            except Exception:  # a broken __str__ must not keep the app from stopping
+                text = "(its message could not be rendered)"
+            failed = ConsumerFailed(
+                f"group {self.group}: {where} stopped on an unexpected "
+                f"{type(error).__name__}: {text}. The app stops so that nothing is skipped "
+                "silently; events not committed are redelivered when it runs again. A "
+                "handler raising a BaseException that is not an Exception (or a bug in "
+                "tidings) does this; the log above has the traceback."
+            )
+            failed.__cause__ = error
+            self.error = failed
+
     async def write_dead_letter(
-        self, record: Record, reason: str, error: BaseException, attempts: int
+        self,
+        record: Record,
+        reason: str,
+        error: BaseException,
+        attempts: int,
+        drop_value: BaseException | None = None,
     ) -> None:
         out = dead_letter(
             record,
@@ -155,6 +185,7 @@ class GroupWorker:
             error=error,
             attempts=attempts,
             now=self.clock.time(),
+            drop_value=drop_value,
         )
         await asyncio.to_thread(self.backend.produce, [out])
         log.error(
@@ -246,7 +277,10 @@ class GroupWorker:
             self._poll_loop(self._handle)
         except BaseException as exc:
             self.error = exc
-            log.error("group %s: consumer failed: %s", self.group, exc)
+            expected = isinstance(exc, TidingsError)
+            log.error(
+                "group %s: consumer failed: %s", self.group, exc, exc_info=None if expected else exc
+            )
         finally:
             self._closed.set()
 
@@ -317,6 +351,12 @@ class GroupWorker:
 
     def _dispatch(self, runs: list[Run]) -> None:
         """Hand each fetched run to its topic's route (on the event loop thread)."""
+        try:
+            self._submit(runs)
+        except Exception as exc:  # would vanish into the loop's handler, leaving a stall
+            self.fail(exc, "dispatching fetched records")
+
+    def _submit(self, runs: list[Run]) -> None:
         routes = self.routes
         for run in runs:
             route = routes.get(run.part.tp.topic)

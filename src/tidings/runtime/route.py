@@ -7,23 +7,23 @@ import logging
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic_core import SchemaValidator
 
-from tidings.context import Context, context_headers
-from tidings.events import Event, event_class
+from tidings.context import Context
+from tidings.events import Event
 from tidings.exceptions import DecodeError
-from tidings.records import Record, TopicPartition
+from tidings.records import Record
 from tidings.runtime.commit_tracker import CommitTracker, Run
-from tidings.runtime.dead_letters import H_REPLAY_GROUP, H_RETRY_ATTEMPT, original
+from tidings.runtime.dead_letters import H_REPLAY_GROUP, H_RETRY_ATTEMPT, must_drop_value
+from tidings.runtime.delivery import MAX_TIME, MIN_TIME, Delivery, context, decode
 from tidings.runtime.handlers import call_handler
 from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
-from tidings.wire import H_CONTENT_TYPE, H_TYPE, Envelope, decode_data, read_envelope, validate
+from tidings.wire import H_CONTENT_TYPE, H_TYPE
 
 log = logging.getLogger("tidings.consumer")
 
@@ -37,8 +37,15 @@ class RouteOwner(Protocol):
     def stop_partition(self, record: Record, reason: str) -> None: ...
 
     async def write_dead_letter(
-        self, record: Record, reason: str, error: BaseException, attempts: int
+        self,
+        record: Record,
+        reason: str,
+        error: BaseException,
+        attempts: int,
+        drop_value: BaseException | None = None,
     ) -> None: ...
+
+    def fail(self, error: BaseException, where: str) -> None: ...
 
     async def write_retry(self, record: Record, attempt: int, delay: float) -> None: ...
 
@@ -55,30 +62,14 @@ class Cancellable(Protocol):
     def cancel(self) -> None: ...
 
 
-@dataclass(slots=True)
-class Delivery:
-    """One fetched record on its way through a route: record number `index` of `run`."""
-
-    record: Record
-    run: Run
-    index: int
-    etype: bytes | None
-    ctype: bytes | None
-    attempt: int = 1
-    event: Event | None = None
-    env: Envelope | None = None
-
-    @property
-    def tp(self) -> TopicPartition:
-        return self.run.part.tp
-
-
 class Route:
     """Runs one consumer's handler over the records of its topic.
 
-    Up to `concurrency` events run at once, never two of one key, always in fetch order per
-    key. A failing event waits out its backoff parked (it takes no concurrency slot), holding
-    back only its key. Work of revoked partitions is dropped before it starts.
+    By default (`concurrency=None`) each partition runs one event at a time in offset
+    order, and partitions run independently: a worker task per partition with work. With
+    `concurrency=N`, up to N events run at once, never two of one key, always in fetch order
+    per key. A failing event waits out its backoff parked (it takes no worker), holding back
+    only its partition (or key). Work of revoked partitions is dropped before it starts.
     """
 
     def __init__(self, spec: ConsumerSpec, owner: RouteOwner) -> None:
@@ -89,14 +80,17 @@ class Route:
         self.running = 0
         self._wake = asyncio.Event()
         self._stopping = False
+        self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
         self._parked: set[Cancellable] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self._by_partition = spec.concurrency is None and spec.batch is None
         handler = spec.handler
         if not handler.is_async:
+            # By partition, threads start on demand: at most one per partition handled now.
             self._executor = ThreadPoolExecutor(
-                max_workers=spec.concurrency, thread_name_prefix=f"tidings-{spec.group}"
+                max_workers=spec.concurrency or 1024, thread_name_prefix=f"tidings-{spec.group}"
             )
         self._single = handler.single_class()
         self._types = handler.type_names if handler.accepts is not None else None
@@ -115,11 +109,29 @@ class Route:
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        workers = 1 if self.spec.batch is not None else self.spec.concurrency
+        for _ in range(self.spec.concurrency or 1):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        """Start one more worker task; its unexpected end stops the app (owner.fail)."""
         body = self._batch_worker if self.spec.batch is not None else self._worker
-        self._tasks = [
-            asyncio.create_task(body(), name=f"{self.spec.name}#{i}") for i in range(workers)
-        ]
+        task = asyncio.create_task(body(), name=f"{self.spec.name}#{len(self._tasks)}")
+        task.add_done_callback(self._ended)
+        self._tasks.append(task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._closing:
+            return
+        if task.cancelled():
+            if self._stopping:
+                return
+            error: BaseException = asyncio.CancelledError("cancelled from inside a handler")
+        else:
+            ended = task.exception()
+            if ended is None:
+                return  # workers return only once stopping
+            error = ended
+        self.owner.fail(error, f"worker {task.get_name()}")
 
     def begin_shutdown(self) -> None:
         """Start no new work; parked retries are abandoned (redelivered after restart)."""
@@ -130,6 +142,7 @@ class Route:
         self._wake.set()
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -142,7 +155,7 @@ class Route:
         """Take a fetched run of one partition (on the event loop thread).
 
         One pass over the run: read the type headers, skip what is not for this consumer,
-        queue the rest in key lanes (Lanes.submit, inlined).
+        queue the rest in lanes, one per partition or per key (Lanes.submit, inlined).
         """
         records, first, size = run.records, run.start, run.size
         self.stats.received += size
@@ -151,7 +164,9 @@ class Route:
         topic = run.part.tp.topic
         retried = topic != self.spec.topic  # from the retry topic: carry the attempt on
         keyed = self.spec.batch is None
+        by_partition: Hashable | None = run.part.tp if self._by_partition else None
         ready, busy = self.lanes.ready, self.lanes.busy
+        lo, hi = MIN_TIME, MAX_TIME
         skipped: list[int] = []
         for i in range(size):
             rec = records[first + i]
@@ -169,14 +184,21 @@ class Route:
             if skip or (types_b is not None and etype is not None and etype not in types_b):
                 skipped.append(i)
                 continue
+            try:
+                if not lo <= rec.timestamp < hi:
+                    etype = None  # not on the fast path: decode() refuses it
+            except TypeError:
+                etype = None
             d = Delivery(rec, run, i, etype, ctype)
             if retried:
                 d.attempt = int(rec.header(H_RETRY_ATTEMPT) or b"1")
-            key = rec.key
-            if key is None or not keyed:
-                ready.append((None, d))
-                continue
-            lane: Hashable = (topic, key) if retried else key
+            lane: Hashable | None = by_partition
+            if lane is None:
+                key = rec.key
+                if key is None or not keyed:
+                    ready.append((None, d))
+                    continue
+                lane = (topic, key) if retried else key
             waiting = busy.get(lane)  # Lanes.submit, inlined
             if waiting is None:
                 busy[lane] = deque()
@@ -187,6 +209,8 @@ class Route:
             self.stats.skipped += len(skipped)
             for i in skipped:
                 self._finish(run, i)
+        if by_partition is not None and len(busy) > len(self._tasks):
+            self._spawn()  # a worker per partition with work: none waits behind another
         if ready and not self._wake.is_set():
             self._wake.set()
 
@@ -266,7 +290,7 @@ class Route:
     async def _deliver(self, lane: Hashable | None, d: Delivery) -> None:
         if d.event is None:
             try:
-                d.event = self._decode(d)
+                d.event = self.decode(d)
             except DecodeError as exc:
                 await self._settle(lane, d, Outcome.DEAD_LETTER, exc, exc.reason)
                 return
@@ -276,7 +300,8 @@ class Route:
                 self._finish(d.run, d.index)
                 return
         try:
-            await self._call(d.event, self._context(d) if self.spec.handler.takes_context else None)
+            ctx = self.context(d) if self.spec.handler.takes_context else None
+            await self._call(d.event, ctx)
         except Exception as exc:
             await self._failed(lane, d, exc)
             return
@@ -284,47 +309,13 @@ class Route:
         self.lanes.finish(lane)
         self._finish(d.run, d.index)
 
-    def _decode(self, d: Delivery) -> Event | None:
-        """Validate the record into its Event; None if it is not for this handler.
+    def decode(self, d: Delivery) -> Event | None:
+        """Validate `d` into its Event (None: not for this handler); raises DecodeError."""
+        return decode(d, self._single, self._types)
 
-        The common case (JSON content, a ce_type header) reads nothing but the value; the
-        full envelope is read only for other content types, or later for a Context.
-        """
-        rec = d.record
-        if d.etype is None or (d.ctype is not None and d.ctype != b"application/json"):
-            d.env, data = read_envelope(rec)
-            if self._types is not None and d.env.event_type not in self._types:
-                return None  # structured-mode events are only typed after reading them
-            if self._single is not None:
-                return validate(rec, self._single, data)
-            return decode_data(rec, d.env, data)
-        if self._single is not None:
-            return validate(rec, self._single, rec.value)
-        cls = event_class(d.etype.decode("utf-8", "replace"))
-        if cls is None:
-            d.env, data = read_envelope(rec)
-            return decode_data(rec, d.env, data)  # raises UnknownEventType
-        return validate(rec, cls, rec.value)
-
-    def _context(self, d: Delivery, attempt: int | None = None) -> Context:
-        rec, env = d.record, d.env
-        if env is None:
-            env = d.env = read_envelope(rec)[0]
-        if rec.topic != self.spec.topic:
-            rec = original(rec)
-        return Context(
-            topic=rec.topic,
-            partition=rec.partition,
-            offset=rec.offset,
-            key=rec.key.decode("utf-8", "replace") if rec.key is not None else None,
-            headers=context_headers(rec.headers),
-            event_id=env.event_id,
-            event_type=env.event_type,
-            timestamp=env.time if env.time is not None else rec.timestamp,
-            attempt=attempt or d.attempt,
-            group=self.owner.group,
-            _publisher=self.owner.context_publisher(),
-        )
+    def context(self, d: Delivery, attempt: int | None = None) -> Context:
+        owner = self.owner
+        return context(d, self.spec.topic, owner.group, owner.context_publisher(), attempt)
 
     async def _call(self, payload: Any, ctx: Context | None) -> None:
         await call_handler(self.spec.handler, self.spec.timeout, self._executor, payload, ctx)
@@ -368,23 +359,31 @@ class Route:
         if not self.spec.dead_letter:
             self.stats.stopped_partitions += 1
             self.owner.stop_partition(rec, f"{reason}: {exc}")
-            return  # the lane stays busy: nothing after this event of its key runs
+            return  # the lane stays busy: nothing after this event of its lane runs
         try:
-            await self.owner.write_dead_letter(rec, reason, exc, d.attempt)
+            await self.owner.write_dead_letter(rec, reason, exc, d.attempt, d.dlq_error)
         except Exception as write_error:
+            d.dlq_failures += 1
+            delay = 5.0
+            if d.dlq_error is None and must_drop_value(write_error, d.dlq_failures):
+                d.dlq_error, delay = write_error, 0.0
             log.error(
-                "Could not write %s[%d]@%d to the dead-letter topic (%r); retrying in 5 s. "
-                "The offset is not committed meanwhile.",
+                "Could not write %s[%d]@%d to the dead-letter topic (%s); %s. The offset is "
+                "not committed meanwhile.",
                 rec.topic,
                 rec.partition,
                 rec.offset,
                 write_error,
+                "retrying in 5 s"
+                if delay
+                else "writing it again without its value (the original stays in its topic)",
             )
-            self._park(lane, d, 5.0, retry_dlq=(outcome, exc, reason))
+            self._park(lane, d, delay, retry_dlq=(outcome, exc, reason))
             return
         self.stats.dead_lettered += 1
         self.lanes.finish(lane)
         self._finish(d.run, d.index)
+        self._wake.set()  # from a parked retry of the write, no worker may be awake
 
     def _park(
         self,
@@ -401,6 +400,7 @@ class Route:
                 task = loop.create_task(self._settle(lane, d, *retry_dlq))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
+                task.add_done_callback(self._ended)
                 return
             self.lanes.requeue(lane, d)
             self._wake.set()

@@ -18,7 +18,8 @@ class ConsumerSpec:
     group: str
     retry: Retry
     dead_letter: bool
-    concurrency: int
+    concurrency: int | None
+    """None: one event at a time per partition, partitions independent; N: N at once, by key."""
     batch: Batch | None
     timeout: float | None
     start: Start

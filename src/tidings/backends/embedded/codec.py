@@ -11,7 +11,7 @@ import struct
 from typing import Final
 
 from tidings.exceptions import StorageError
-from tidings.records import Headers
+from tidings.records import UNREADABLE_HEADERS, Headers
 
 _FORMAT: Final = 1
 _ENTRY: Final = struct.Struct(">HI")
@@ -45,7 +45,8 @@ def decode_headers(blob: bytes | None) -> Headers:
     """Return the headers stored as `blob` by `encode_headers`.
 
     Raises:
-        StorageError: the blob is not in a format this version understands.
+        StorageError: the blob is not in a format this version understands, is truncated,
+            or holds a header name that is not UTF-8.
     """
     if not blob:
         return ()
@@ -57,10 +58,39 @@ def decode_headers(blob: bytes | None) -> Headers:
     unpack = _ENTRY.unpack_from
     i, end = 1, len(blob)
     while i < end:
+        if i + 6 > end:
+            raise StorageError(
+                f"Stored headers are truncated: {end - i} byte(s) after entry {len(out)}."
+            )
         name_len, value_len = unpack(blob, i)
         i += 6
-        name = blob[i : i + name_len].decode()
+        if i + name_len + value_len > end:
+            raise StorageError(
+                f"Stored headers are truncated: entry {len(out)} needs {name_len + value_len} "
+                f"bytes, {end - i} are left."
+            )
+        try:
+            name = blob[i : i + name_len].decode()
+        except UnicodeDecodeError:
+            raise StorageError(
+                f"Stored header name {len(out)} is not UTF-8: {blob[i : i + name_len][:64]!r}."
+            ) from None
         i += name_len
         out.append((name, blob[i : i + value_len]))
         i += value_len
     return tuple(out)
+
+
+def read_headers(blob: object) -> Headers:
+    """Return `decode_headers(blob)`, or, if it cannot be read, the one header that says why.
+
+    A record whose headers are unreadable reaches the runtime with only
+    (UNREADABLE_HEADERS, why) and is dead-lettered there (reason ``bad_headers``), so one
+    broken record never stops a fetch.
+    """
+    try:
+        if blob is not None and not isinstance(blob, bytes):
+            raise StorageError(f"Stored headers are {type(blob).__name__}, not a blob.")
+        return decode_headers(blob)
+    except StorageError as exc:
+        return ((UNREADABLE_HEADERS, str(exc).encode()),)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from tidings.backends.embedded.codec import decode_headers
+from tidings.backends.embedded.codec import decode_headers, read_headers
 from tidings.backends.embedded.schema import OFFSET_BITS
 from tidings.backends.embedded.store import Store
 from tidings.exceptions import TopicNotFound
@@ -165,10 +165,16 @@ class Log:
             (base + max(offset, 0), base + OFFSET_SPAN, limit),
         ).fetchall()
         name = meta.name
-        return [
-            Record(name, partition, pos - base, key, value, decode_headers(headers), ts)
-            for pos, ts, key, value, headers in rows
-        ]
+        try:
+            return [
+                Record(name, partition, pos - base, key, value, decode_headers(headers), ts)
+                for pos, ts, key, value, headers in rows
+            ]
+        except Exception:  # one broken record: read each on its own, the broken one marked
+            return [
+                Record(name, partition, pos - base, key, value, read_headers(headers), ts)
+                for pos, ts, key, value, headers in rows
+            ]
 
     @staticmethod
     def bounds(conn: sqlite3.Connection, meta: TopicMeta) -> list[tuple[int, int]]:

@@ -73,18 +73,39 @@ UNCERTAIN = frozenset(
 
 def delivery_failure(
     records: Sequence[OutgoingRecord],
-    failed: dict[int, str],
     refused: dict[int, KafkaException],
-    uncertain: int,
+    reported: Sequence[tuple[int, KafkaError]],
     message_max_bytes: object,
     cause: str = "",
 ) -> PublishError:
-    """The exception for a produce call whose records `failed` (index -> why).
+    """The exception for a produce call whose records failed.
 
-    `refused` are those librdkafka would not take; `uncertain` counts failures after which
-    the broker may still have stored the record; `cause` is what the cluster's state says
-    (`tidings.backends.kafka.replicas.diagnose`), put before the advice.
+    `refused` (index -> error) are those this client would not take, `reported` the
+    delivery reports with an error (refused by the broker, or lost in flight). The message
+    says which side refused: librdkafka words its own size check "Broker: Message size
+    too large" although no broker saw the record.
+    `cause` is what the cluster's state says (`tidings.backends.kafka.replicas.diagnose`),
+    put before the advice.
     """
+    failed: dict[int, str] = {}
+    client_limit = f"refused by this client: larger than its message.max.bytes={message_max_bytes}"
+    too_large: list[int] = []
+    for i, exc in refused.items():
+        err = kafka_error(exc)
+        if err is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            failed[i] = client_limit
+            too_large.append(i)
+        else:
+            failed[i] = f"refused by this client: {describe(exc)}"
+    uncertain = 0
+    broker_refused: list[int] = []
+    for i, err in reported:
+        if err.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+            failed[i] = "refused by the broker: larger than the topic's max.message.bytes"
+            broker_refused.append(i)
+        else:
+            failed[i] = f"{err.name()}: {err.str()}"
+        uncertain += err.code() in UNCERTAIN
     reasons = "; ".join(f"{n} x {why}" for why, n in Counter(failed.values()).most_common())
     indexes = sorted(failed)
     shown = ", ".join(map(str, indexes[:10])) + (" ..." if len(indexes) > 10 else "")
@@ -95,19 +116,21 @@ def delivery_failure(
         f"{len(failed)} of {len(records)} records were not stored in {where} ({reasons}); "
         f"record indexes: {shown}." + (f" The other {stored} were stored." if stored else "")
     )
-    too_large = [
-        i
-        for i, exc in refused.items()
-        if (err := kafka_error(exc)) is not None and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
-    ]
     if too_large and len(too_large) == len(failed):
         rec = records[too_large[0]]
-        size = len(rec.value or b"") + len(rec.key or b"")
         return EventTooLarge(
-            f"{head} Record {too_large[0]} is {size:,} bytes; limit message.max.bytes="
-            f"{message_max_bytes} (topic {rec.topic!r}). Raise the limit (producer_config="
-            "{'message.max.bytes': ...} and the topic's max.message.bytes) or store the "
-            "payload elsewhere."
+            f"{head} Record {too_large[0]} is {_size(rec):,} bytes; this client's limit is "
+            f"message.max.bytes={message_max_bytes} (topic {rec.topic!r}). Raise it "
+            "(producer_config={'message.max.bytes': ...}, and the topic's max.message.bytes "
+            "to match) or store the payload elsewhere."
+        )
+    if broker_refused and len(broker_refused) == len(failed):
+        rec = records[broker_refused[0]]
+        return EventTooLarge(
+            f"{head} Record {broker_refused[0]} is {_size(rec):,} bytes; the broker refused "
+            f"it. Raise the topic's max.message.bytes (kafka-configs --alter --entity-type "
+            f"topics --entity-name {rec.topic} --add-config max.message.bytes=...) or store "
+            "the payload elsewhere."
         )
     if cause:
         head = f"{head} {cause}"
@@ -126,3 +149,7 @@ REPLICA_TROUBLE = UNCERTAIN | {
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION,
 }
+
+
+def _size(rec: OutgoingRecord) -> int:
+    return len(rec.value or b"") + len(rec.key or b"")

@@ -22,13 +22,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from tidings.backends.kafka.admin import KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings, config_error
-from tidings.backends.kafka.errors import (
-    REPLICA_TROUBLE,
-    UNCERTAIN,
-    delivery_failure,
-    describe,
-    translate,
-)
+from tidings.backends.kafka.errors import REPLICA_TROUBLE, delivery_failure, translate
 from tidings.backends.kafka.logs import QUIET
 from tidings.backends.kafka.replicas import diagnose
 from tidings.exceptions import (
@@ -349,16 +343,12 @@ class KafkaProducer:
             return list(
                 map(RecordMetadata, (r.topic for r in records), batch.partitions, batch.offsets)
             )
-        failed: dict[int, str] = {i: describe(exc) for i, exc in refused.items()}
-        uncertain = 0
-        for i, err in batch.errors:
-            failed[i] = f"{err.name()}: {err.str()}"
-            uncertain += err.code() in UNCERTAIN
         limit = self.settings.producer_config().get("message.max.bytes", 1_000_000)
         cause = ""
         if any(err.code() in REPLICA_TROUBLE for _, err in batch.errors):
             cause = diagnose(self.admin.client, {records[i].topic for i, _ in batch.errors})
-        error = delivery_failure(records, failed, refused, uncertain, limit, cause)
+        error = delivery_failure(records, refused, batch.errors, limit, cause)
+        failed = set(refused) | {i for i, _ in batch.errors}
         gone = self._deleted({records[i].topic for i in failed})
         if gone:
             # Deleted under us: librdkafka holds its records until they time out. Say so
