@@ -23,7 +23,16 @@ from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
-from tidings.wire import H_CONTENT_TYPE, H_TYPE, Envelope, decode_data, read_envelope, validate
+from tidings.wire import (
+    H_CONTENT_TYPE,
+    H_DATASCHEMA,
+    H_TYPE,
+    Envelope,
+    decode_data,
+    read_envelope,
+    schema_uri,
+    validate,
+)
 
 log = logging.getLogger("tidings.consumer")
 
@@ -65,6 +74,7 @@ class Delivery:
     etype: bytes | None
     ctype: bytes | None
     attempt: int = 1
+    schema: bytes | None = None  # ce_dataschema: absent for version 1
     event: Event | None = None
     env: Envelope | None = None
 
@@ -105,6 +115,7 @@ class Route:
         self._finish = owner.tracker.finish_at
         plain = handler.is_async and not handler.takes_context and spec.timeout is None
         self._fast: Callable[[bytes], Event] | None = None
+        self._schema = schema_uri(self._single) if self._single is not None else None
         if self._single is not None and plain and spec.batch is None:
             validator = self._single.__pydantic_validator__  # skips a Python frame per event
             if isinstance(validator, SchemaValidator):
@@ -157,19 +168,22 @@ class Route:
             rec = records[first + i]
             etype: bytes | None = None
             ctype: bytes | None = None
+            schema: bytes | None = None
             skip = False
             for name, value in rec.headers:
                 if name == H_TYPE:
                     etype = value
                 elif name == H_CONTENT_TYPE:
                     ctype = value
+                elif name == H_DATASCHEMA:
+                    schema = value
                 elif name == H_REPLAY_GROUP and value != group_b:
                     skip = True
                     break
             if skip or (types_b is not None and etype is not None and etype not in types_b):
                 skipped.append(i)
                 continue
-            d = Delivery(rec, run, i, etype, ctype)
+            d = Delivery(rec, run, i, etype, ctype, schema=schema)
             if retried:
                 d.attempt = int(rec.header(H_RETRY_ATTEMPT) or b"1")
             key = rec.key
@@ -210,7 +224,7 @@ class Route:
         which `_deliver` reports) takes `_deliver`.
         """
         ready, busy, wake = self.lanes.ready, self.lanes.busy, self._wake
-        finish, fast, stats = self._finish, self._fast, self.stats
+        finish, fast, stats, schema = self._finish, self._fast, self.stats, self._schema
         func = self.spec.handler.func
         while True:
             if self._stopping:
@@ -228,7 +242,12 @@ class Route:
             part.running += 1
             try:
                 event = None
-                if fast is not None and d.event is None and d.etype is not None:
+                if (
+                    fast is not None
+                    and d.event is None
+                    and d.etype is not None
+                    and d.schema == schema  # another version: upcast or refuse in _deliver
+                ):
                     value = d.record.value
                     if value is not None and d.ctype in (None, b"application/json"):
                         try:
@@ -299,12 +318,12 @@ class Route:
                 return validate(rec, self._single, data)
             return decode_data(rec, d.env, data)
         if self._single is not None:
-            return validate(rec, self._single, rec.value)
+            return validate(rec, self._single, rec.value, d.schema)
         cls = event_class(d.etype.decode("utf-8", "replace"))
         if cls is None:
             d.env, data = read_envelope(rec)
             return decode_data(rec, d.env, data)  # raises UnknownEventType
-        return validate(rec, cls, rec.value)
+        return validate(rec, cls, rec.value, d.schema)
 
     def _context(self, d: Delivery, attempt: int | None = None) -> Context:
         rec, env = d.record, d.env
