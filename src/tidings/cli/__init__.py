@@ -20,6 +20,7 @@ from tidings.cli.groups import groups_app
 from tidings.cli.options import BrokerOpt
 from tidings.cli.publish import publish as _publish
 from tidings.cli.run import run as _run
+from tidings.cli.schema import schema_app
 from tidings.cli.tail import tail as _tail
 from tidings.cli.topics import topics_app
 from tidings.exceptions import AppLoadError, TidingsError
@@ -134,6 +135,7 @@ app.command("tail")(_tail)
 app.add_typer(topics_app)
 app.add_typer(groups_app)
 app.add_typer(dlq_app)
+app.add_typer(schema_app)
 
 
 def main() -> None:
