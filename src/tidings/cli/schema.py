@@ -8,6 +8,8 @@ Neither touches a broker or a registry, so both run in CI.
 
 from __future__ import annotations
 
+import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +39,17 @@ class ModeOpt(StrEnum):
 
 
 AppArg = Annotated[str, typer.Argument(metavar="APP", help="The app, as module:attribute.")]
-FileOpt = Annotated[Path, typer.Option("--file", "-f", metavar="PATH", help="The lock file.")]
+FileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        "-f",
+        metavar="PATH",
+        show_default=False,
+        help="The lock file. Default: ./tidings.schema.lock, else the one in the APP "
+        "module's package directory if there is one there.",
+    ),
+]
 ModeOption = Annotated[
     ModeOpt,
     typer.Option(
@@ -47,6 +59,21 @@ ModeOption = Annotated[
     ),
 ]
 DEFAULT_FILE = Path("tidings.schema.lock")
+
+
+def _lock_path(file: Path | None, spec: str) -> Path:
+    """--file, else ./tidings.schema.lock, else the APP package's (when that one exists)."""
+    if file is not None:
+        return file
+    if DEFAULT_FILE.exists():
+        return DEFAULT_FILE
+    module = sys.modules.get(spec.partition(":")[0])
+    package = sys.modules.get(getattr(module, "__package__", None) or "")
+    for folder in getattr(package, "__path__", None) or []:
+        candidate = Path(folder) / DEFAULT_FILE.name
+        if candidate.exists():
+            return Path(os.path.relpath(candidate))
+    return DEFAULT_FILE
 
 
 def _current(spec: str) -> tuple[str, dict[str, tuple[int, dict[str, Any]]], dict[str, list[int]]]:
@@ -77,7 +104,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 @schema_app.command("lock")
 def lock_cmd(
     app: AppArg,
-    file: FileOpt = DEFAULT_FILE,
+    file: FileOpt = None,
     mode: ModeOption = ModeOpt.backward,
     force: Annotated[
         bool, typer.Option("--force", help="Record the schemas even if a change breaks.")
@@ -92,6 +119,7 @@ def lock_cmd(
     from tidings.schema.compat import Mode
 
     name, current, missing = _current(app)
+    file = _lock_path(file, app)
     existing = _read(file)
     if existing is not None and not force:
         report = lock.compare(existing, current, Mode(mode.value), missing)
@@ -108,9 +136,7 @@ def lock_cmd(
 
 
 @schema_app.command("check")
-def check_cmd(
-    app: AppArg, file: FileOpt = DEFAULT_FILE, mode: ModeOption = ModeOpt.backward
-) -> None:
+def check_cmd(app: AppArg, file: FileOpt = None, mode: ModeOption = ModeOpt.backward) -> None:
     """Compare APP's event classes with the lock file; exit 1 on a breaking change.
 
     Each breaking change is named with its field, who cannot read what, and the fix.
@@ -119,11 +145,12 @@ def check_cmd(
     from tidings.schema import lock
     from tidings.schema.compat import Mode
 
+    _, current, missing = _current(app)  # first: the package's lock is found from the module
+    file = _lock_path(file, app)
     existing = _read(file)
     if existing is None:
         render.error(f"No lock file at {file}. Create it with `tidings schema lock {app}`.")
         raise typer.Exit(1)
-    _, current, missing = _current(app)
     report = lock.compare(existing, current, Mode(mode.value), missing)
     _print(report, file)
     if report.errors:
