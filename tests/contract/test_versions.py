@@ -103,3 +103,51 @@ def test_v1_events_are_upcast_and_a_v3_event_is_dead_lettered(
             )
     finally:
         app.close()
+
+
+class ReplayBanned(Event, version=2):
+    account_id: str
+    banned_by: str
+
+
+def test_a_replayed_dead_letter_is_upcast_by_the_fixed_consumer(
+    broker_url: str, topic_name: str
+) -> None:
+    """Replay re-publishes the original bytes and headers, so the consumer upcasts them."""
+    from typer.testing import CliRunner
+
+    from tidings.cli import app as cli
+    from tidings.upcasting import _UPCASTERS
+
+    app = App("versions-replay", broker=broker_url)
+    group = f"g-{topic_name}"
+    got: list[ReplayBanned] = []
+    try:
+        topic = app.topic(topic_name)
+        headers = ce_headers(b"r1", b"old", b"ReplayBanned", b"2026-01-01T00:00:00.000Z")
+        app.backend.produce([OutgoingRecord(topic_name, b"a", b'{"account_id": "a"}', headers)])
+
+        @app.consumer(topic, group=group)
+        def handle(event: ReplayBanned) -> None:
+            got.append(event)
+
+        with app.running():
+            wait_until(lambda: lag(app, group, topic_name) == 0, 60, "the first pass")
+        (letter,) = read_all(app, f"{topic_name}.{group}.dlq", 1)
+        assert dict(letter.headers)["tidings-dlq-reason"] == b"no_upcaster"
+        assert got == []
+
+        @upcaster(ReplayBanned, from_version=1)
+        def _unknown(payload: dict[str, Any]) -> dict[str, Any]:
+            return {**payload, "banned_by": "unknown"}
+
+        result = CliRunner().invoke(
+            cli, ["dlq", "replay", "--group", group, "--broker", broker_url]
+        )
+        assert result.exit_code == 0, result.output
+        with app.running():
+            wait_until(lambda: bool(got), 60, "the replayed event")
+        assert got == [ReplayBanned(account_id="a", banned_by="unknown")]
+    finally:
+        _UPCASTERS.pop(("ReplayBanned", 1), None)
+        app.close()
