@@ -41,7 +41,8 @@ def install() -> Path:
             check=True,
             timeout=600,
         )
-    shutil.copyfile(HERE / "validate.mjs", CACHE / "validate.mjs")
+    for script in ("validate.mjs", "yaml_to_json.mjs"):
+        shutil.copyfile(HERE / script, CACHE / script)
     return CACHE / "validate.mjs"
 
 
@@ -65,3 +66,20 @@ def asyncapi_errors() -> Callable[[Path], list[dict[str, Any]]]:
         return found
 
     return errors
+
+
+@pytest.fixture(scope="session")
+def read_yaml(asyncapi_errors: Any) -> Callable[[Path], Any]:
+    """Read a YAML file with js-yaml (installed next to the parser)."""
+
+    def read(path: Path) -> Any:
+        done = subprocess.run(
+            ["node", str(CACHE / "yaml_to_json.mjs"), str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return json.loads(done.stdout)
+
+    return read

@@ -136,3 +136,24 @@ def test_serve_shows_the_page_on_loopback() -> None:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_the_yaml_emitter_reads_back_as_the_same_data(
+    tmp_path: Path, read_yaml: Callable[[Path], Any]
+) -> None:
+    from tidings.schema.yaml import dumps
+
+    data = {
+        "plain": "text",
+        "tricky: key": ["- dash", "# hash", "a: b", "multi\nline", "'quote\"", "", "null", "yes"],
+        "numbers": [0, -1.5, 10**20, True, False, None],
+        "empty": {"list": [], "map": {}},
+        "nested": [{"a": [{"b": {}}]}, [1, [2]]],
+        "unicode": "événement ✓",
+    }
+    path = tmp_path / "data.yaml"
+    path.write_text(dumps(data), encoding="utf-8")
+    assert read_yaml(path) == data
+    doc = generate(STRESS)
+    path.write_text(dumps(doc), encoding="utf-8")
+    assert read_yaml(path) == doc
