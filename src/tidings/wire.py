@@ -157,6 +157,8 @@ class Envelope:
     event_type: str
     source: str
     time: float | None
+    dataschema: bytes | None = None
+    """``dataschema``: names the event's version above 1 (see `schema_uri`)."""
 
 
 def read_envelope(record: Record) -> tuple[Envelope, bytes | None]:
@@ -192,6 +194,7 @@ def read_envelope(record: Record) -> tuple[Envelope, bytes | None]:
         event_type=etype.decode("utf-8", "replace"),
         source=(ce.get(H_SOURCE) or b"").decode("utf-8", "replace"),
         time=_maybe_time(raw_time.decode("utf-8", "replace")) if raw_time else None,
+        dataschema=ce.get(H_DATASCHEMA),
     )
     return env, record.value
 
@@ -211,6 +214,7 @@ def _structured(record: Record) -> tuple[Envelope, bytes | None]:
         event_type=str(doc["type"]),
         source=str(doc.get("source", "")),
         time=_maybe_time(str(doc["time"])) if doc.get("time") else None,
+        dataschema=str(doc["dataschema"]).encode() if doc.get("dataschema") else None,
     )
     return env, json.dumps(doc.get("data")).encode()
 
@@ -235,7 +239,7 @@ def decode_data(record: Record, env: Envelope, data: bytes | None) -> Event:
             f"{_where(record)}: unknown event type {env.event_type!r}; define an Event subclass "
             "with that name (or event_type) and import it before the app runs."
         )
-    return validate(record, cls, data)
+    return validate(record, cls, data, env.dataschema)
 
 
 _SCAN: Any = object()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -151,3 +152,17 @@ def test_the_harness_upcasts_an_old_payload_for_the_handler() -> None:
     app.close()
     assert got == [VRenamed(full_name="Ada", title="none")]
     assert letter.reason == "version_too_new" and letter.event is None
+
+
+def test_a_structured_cloudevent_names_its_version_in_dataschema() -> None:
+    doc = {
+        "specversion": "1.0",
+        "id": "x",
+        "type": "VRenamed",
+        "source": "s",
+        "dataschema": "urn:tidings:event:VRenamed:v2",
+        "data": {"full_name": "Ada"},
+    }
+    headers = (("content-type", b"application/cloudevents+json"),)
+    rec = Record("t", 0, 1, None, json.dumps(doc).encode(), headers, 0.0)
+    assert decode(rec) == VRenamed(full_name="Ada", title="none")  # upcast from v2, not v1

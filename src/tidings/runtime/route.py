@@ -315,7 +315,7 @@ class Route:
             if self._types is not None and d.env.event_type not in self._types:
                 return None  # structured-mode events are only typed after reading them
             if self._single is not None:
-                return validate(rec, self._single, data)
+                return validate(rec, self._single, data, d.env.dataschema)
             return decode_data(rec, d.env, data)
         if self._single is not None:
             return validate(rec, self._single, rec.value, d.schema)
