@@ -2,15 +2,16 @@
 
 Every service imports this module and nothing else of the others: the accounts service
 publishes account events without knowing who listens, and each consumer group reads them
-at its own pace. Changing an event here is changing an API, so fields are only ever added
-(with defaults), never renamed or removed.
+at its own pace. Changing an event here is changing an API: fields are added with defaults;
+an incompatible change bumps the event's version and adds an upcaster (see AccountBanned).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from tidings import Event, Topic
+from tidings import Event, Topic, upcaster
 
 account_events = Topic("account-events", partitions=3)
 """What happened to an account, keyed by account id so one account's events stay in order."""
@@ -31,9 +32,24 @@ class AccountOpened(Event):
     email: str
 
 
-class AccountBanned(Event):
+class AccountBanned(Event, version=2):
+    """An account was banned. Version 2 says who banned it; version 1 events did not.
+
+    Making `banned_by` required is an incompatible change (a v1 event has no such field),
+    so the version went up and `_who_banned_v1` upcasts the v1 events still on the topic.
+    `tidings schema check examples.accounts.app:app` (see tidings.schema.lock) keeps
+    every other change compatible.
+    """
+
     account_id: str
     reason: str
+    banned_by: str
+    """Who banned it: an operator id, "api" for the HTTP API, "system" for automation."""
+
+
+@upcaster(AccountBanned, from_version=1)
+def _who_banned_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "banned_by": "unknown"}  # v1 did not record it
 
 
 class AccountClosed(Event):

@@ -95,10 +95,9 @@ class AccountsService:
             event_id = self._publish(account_id, opened)
         return Change(self._get(account_id), event_id)
 
-    def ban(self, account_id: str, reason: str) -> Change:
-        return self._transition(
-            account_id, {"open"}, "banned", AccountBanned(account_id=account_id, reason=reason)
-        )
+    def ban(self, account_id: str, reason: str, banned_by: str = "system") -> Change:
+        banned = AccountBanned(account_id=account_id, reason=reason, banned_by=banned_by)
+        return self._transition(account_id, {"open"}, "banned", banned)
 
     def close(self, account_id: str) -> Change:
         return self._transition(
@@ -176,6 +175,7 @@ class OpenAccount(BaseModel):
 
 class BanAccount(BaseModel):
     reason: str = "unspecified"
+    banned_by: str = "api"
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -207,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
             if ban is not None:
                 # 202: the ban is recorded and announced; freezing cards and settling take
                 # seconds and happen in the payments group, not in this request.
-                self._call(lambda: _change(service.ban(account_id, ban.reason)), 202)
+                self._call(lambda: _change(service.ban(account_id, ban.reason, ban.banned_by)), 202)
         else:
             self._call(lambda: _change(service.close(account_id)), 202)
 

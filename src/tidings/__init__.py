@@ -1,7 +1,7 @@
 """tidings: event-driven systems on Apache Kafka, for Python.
 
-The public API: `App`, `Event`, `Context`, the consumer policies `Retry` and `Batch`, and
-the exception tree (see `tidings.exceptions`). Test helpers live in `tidings.testing`.
+The public API: `App`, `Event`, `Context`, `upcaster`, the consumer policies `Retry` and
+`Batch`, and the exception tree (see `tidings.exceptions`). Test helpers live in `tidings.testing`.
 
 The names are imported on first use (PEP 562), so `import tidings.cli` or
 `import tidings.exceptions` does not pay for pydantic and the runtime.
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from tidings.events import Event
     from tidings.publisher import Published
     from tidings.runtime.policies import Batch, Retry
+    from tidings.upcasting import upcaster
 
 __version__ = "0.1.0"
 
@@ -63,6 +64,7 @@ __all__ = [
     "Topic",
     "TopicNotFound",
     "__version__",
+    "upcaster",
 ]
 
 _LAZY = {
@@ -73,6 +75,7 @@ _LAZY = {
     "Published": "tidings.publisher",
     "Batch": "tidings.runtime.policies",
     "Retry": "tidings.runtime.policies",
+    "upcaster": "tidings.upcasting",
 }
 
 

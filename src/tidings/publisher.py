@@ -15,6 +15,7 @@ from tidings.exceptions import ConfigurationError, EncodeError, EventTooLarge
 from tidings.gc_pause import gc_paused
 from tidings.records import Headers, OutgoingRecord, TopicSpec
 from tidings.wire import (
+    H_DATASCHEMA,
     H_ID,
     H_SOURCE,
     H_SPEC,
@@ -25,6 +26,7 @@ from tidings.wire import (
     format_time,
     is_reserved_header,
     new_event_ids,
+    schema_uri,
 )
 
 TopicRef: TypeAlias = TopicSpec | str
@@ -122,7 +124,7 @@ class Publisher:
         source = (H_SOURCE, self._source)
         stamp = (H_TIME, format_time(now).encode())
         limit = self.max_event_bytes - _BASE_HEADER_BYTES - sum(len(k) + len(v) for k, v in extra)
-        kinds: dict[type[Event], tuple[tuple[str, bytes], Callable[[Event], bytes]]] = {}
+        kinds: dict[type[Event], tuple[tuple[str, bytes], Headers, Callable[[Event], bytes]]] = {}
         ids = new_event_ids(len(items))
         records: list[OutgoingRecord] = []
         append = records.append
@@ -130,8 +132,8 @@ class Publisher:
             key, event = item if isinstance(item, tuple) else (None, item)
             kind = kinds.get(type(event))
             if kind is None:
-                kind = kinds[type(event)] = _kind(event)
-            kind_header, to_json = kind
+                kind = kinds[type(event)] = _kind(event, extra)
+            kind_header, tail, to_json = kind
             try:
                 value = to_json(event)
             except PydanticSerializationError as exc:
@@ -147,7 +149,7 @@ class Publisher:
                 kind_header,
                 stamp,
                 JSON_HEADER,
-                *extra,
+                *tail,  # ce_dataschema (versions above 1), then the extra headers
             )
             append(OutgoingRecord(name, kb, value, headers, None, deliver_at))
         return records, ids
@@ -308,11 +310,16 @@ def _unencodable(name: str, event: Event, eid: str, exc: Exception) -> EncodeErr
     )
 
 
-def _kind(event: object) -> tuple[tuple[str, bytes], Callable[[Event], bytes]]:
-    """The type header and the serializer of `event`'s class (checked to be an Event)."""
+def _kind(
+    event: object, extra: Headers
+) -> tuple[tuple[str, bytes], Headers, Callable[[Event], bytes]]:
+    """The type header, the headers after the content type, and the serializer of
+    `event`'s class (checked to be an Event)."""
     if not isinstance(event, Event):
         raise ConfigurationError(
             f"publish() takes an Event instance, got {type(event).__name__}. Define "
             "`class MyEvent(tidings.Event): ...` and publish MyEvent(...)."
         )
-    return (H_TYPE, event.event_type.encode()), event.__pydantic_serializer__.to_json
+    schema = schema_uri(type(event))
+    tail = extra if schema is None else ((H_DATASCHEMA, schema), *extra)
+    return (H_TYPE, event.event_type.encode()), tail, event.__pydantic_serializer__.to_json

@@ -4,6 +4,16 @@ Headers ``ce_specversion``, ``ce_id``, ``ce_source``, ``ce_type``, ``ce_time`` a
 ``content-type: application/json``; the record key is the partition key (UTF-8); the value
 is the JSON of the event's fields. Structured mode (``application/cloudevents+json``) is
 accepted on decode for interoperability. Nothing but JSON is ever decoded.
+
+Versions: an event whose class is at version N > 1 also carries the CloudEvents
+``ce_dataschema`` attribute ``urn:tidings:event:<type>:v<N>``. The CloudEvents spec says
+an incompatible change to the data's schema SHOULD change ``dataschema``, and a version
+bump is exactly that change, so the version rides on the attribute made for it and any
+CloudEvents reader sees it. Version 1 carries no ``ce_dataschema``: events of classes that
+never declared a version are byte-for-byte what they were. A ``ce_dataschema`` that is not
+a tidings URI (another producer's) is read as the consumer's own version.
+On decode, an older version is upcast (see `tidings.upcasting`), a newer one is refused
+with reason ``version_too_new``.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from pydantic import ValidationError
 from tidings.events import Event, event_class
 from tidings.exceptions import DecodeError, UnknownEventType, UnsupportedContentType
 from tidings.records import UNREADABLE_HEADERS, Headers, Record
+from tidings.upcasting import MissingUpcaster, upcast
 
 SPECVERSION = b"1.0"
 CONTENT_TYPE = b"application/json"
@@ -36,6 +47,8 @@ H_CONTENT_TYPE = "content-type"
 H_CORRELATION = "tidings-correlation-id"
 H_CAUSATION = "tidings-causation-id"
 H_TRACEPARENT = "traceparent"
+H_DATASCHEMA = "ce_dataschema"
+SCHEMA_URN = "urn:tidings:event:"
 JSON_HEADER = (H_CONTENT_TYPE, CONTENT_TYPE)
 RESERVED_PREFIXES = ("ce_", INTERNAL_PREFIX)
 
@@ -93,16 +106,21 @@ def encode(
     """Encode `event` as (value, headers, event_id) in CloudEvents binary mode."""
     eid = event_id or new_event_id()
     stamp = format_time(timestamp if timestamp is not None else time.time()).encode()
-    headers = ce_headers(eid.encode(), source.encode(), event.event_type.encode(), stamp)
+    headers = ce_headers(
+        eid.encode(), source.encode(), event.event_type.encode(), stamp, schema_uri(type(event))
+    )
     return event.__pydantic_serializer__.to_json(event), headers + extra_headers, eid
 
 
-def ce_headers(eid: bytes, source: bytes, event_type: bytes, stamp: bytes) -> Headers:
+def ce_headers(
+    eid: bytes, source: bytes, event_type: bytes, stamp: bytes, dataschema: bytes | None = None
+) -> Headers:
     """The CloudEvents binary-mode headers of one event, in the order tidings writes them.
 
+    `dataschema` (see `schema_uri`) follows the content type, only for versions above 1.
     `Publisher` writes the same tuple inline in its batch loop (a call per event costs).
     """
-    return (
+    headers: Headers = (
         (H_SPEC, SPECVERSION),
         (H_ID, eid),
         (H_SOURCE, source),
@@ -110,6 +128,35 @@ def ce_headers(eid: bytes, source: bytes, event_type: bytes, stamp: bytes) -> He
         (H_TIME, stamp),
         JSON_HEADER,
     )
+    return headers if dataschema is None else (*headers, (H_DATASCHEMA, dataschema))
+
+
+_SCHEMA_URIS: dict[type[Event], bytes | None] = {}
+
+
+def schema_uri(cls: type[Event]) -> bytes | None:
+    """The ``ce_dataschema`` value of `cls`'s events: None at version 1 (no header)."""
+    try:
+        return _SCHEMA_URIS[cls]
+    except KeyError:
+        uri = _SCHEMA_URIS[cls] = version_uri(cls.event_type, cls.event_version)
+        return uri
+
+
+def version_uri(event_type: str, version: int) -> bytes | None:
+    """The ``ce_dataschema`` of `event_type` at `version`: None at version 1."""
+    return None if version == 1 else f"{SCHEMA_URN}{event_type}:v{version}".encode()
+
+
+def schema_version(dataschema: bytes | None, current: int) -> int:
+    """The event version a ``ce_dataschema`` value names; `current` for a foreign URI."""
+    if dataschema is None:
+        return 1
+    text = dataschema.decode("utf-8", "replace")
+    if not text.startswith(SCHEMA_URN):
+        return current
+    _, _, tail = text.rpartition(":v")
+    return int(tail) if tail.isdigit() and int(tail) >= 1 else current
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +167,8 @@ class Envelope:
     event_type: str
     source: str
     time: float | None
+    dataschema: bytes | None = None
+    """``dataschema``: names the event's version above 1 (see `schema_uri`)."""
 
 
 def read_envelope(record: Record) -> tuple[Envelope, bytes | None]:
@@ -162,6 +211,7 @@ def read_envelope(record: Record) -> tuple[Envelope, bytes | None]:
         event_type=etype.decode("utf-8", "replace"),
         source=(ce.get(H_SOURCE) or b"").decode("utf-8", "replace"),
         time=_maybe_time(raw_time.decode("utf-8", "replace")) if raw_time else None,
+        dataschema=ce.get(H_DATASCHEMA),
     )
     return env, record.value
 
@@ -181,6 +231,7 @@ def _structured(record: Record) -> tuple[Envelope, bytes | None]:
         event_type=str(doc["type"]),
         source=str(doc.get("source", "")),
         time=_maybe_time(str(doc["time"])) if doc.get("time") else None,
+        dataschema=str(doc["dataschema"]).encode() if doc.get("dataschema") else None,
     )
     return env, json.dumps(doc.get("data")).encode()
 
@@ -205,13 +256,29 @@ def decode_data(record: Record, env: Envelope, data: bytes | None) -> Event:
             f"{_where(record)}: unknown event type {env.event_type!r}; define an Event subclass "
             "with that name (or event_type) and import it before the app runs."
         )
-    return validate(record, cls, data)
+    return validate(record, cls, data, env.dataschema)
 
 
-def validate(record: Record, cls: type[Event], data: bytes | None) -> Event:
-    """Validate JSON `data` into `cls`, raising DecodeError with a reason code."""
+_SCAN: Any = object()
+
+
+def validate(
+    record: Record, cls: type[Event], data: bytes | None, dataschema: bytes | None = _SCAN
+) -> Event:
+    """Validate JSON `data` into `cls`, raising DecodeError with a reason code.
+
+    `dataschema` is the record's ``ce_dataschema`` header when the caller has read it
+    (else it is looked up). When it names another version than the class's, the payload
+    is upcast (an older version) or refused (a newer one, reason ``version_too_new``).
+    """
     if data is None:
         raise DecodeError(f"{_where(record)}: empty value (tombstone)", reason="empty")
+    if dataschema is _SCAN:
+        dataschema = record.header(H_DATASCHEMA)
+    if dataschema != schema_uri(cls):
+        version = schema_version(dataschema, cls.event_version)
+        if version != cls.event_version:
+            return _other_version(record, cls, data, version)
     try:
         return cls.model_validate_json(data)
     except ValidationError as exc:
@@ -228,6 +295,51 @@ def validate(record: Record, cls: type[Event], data: bytes | None) -> Event:
             f"{type(exc).__name__}: {exc}",
             reason="schema_violation",
         ) from exc
+
+
+def _other_version(record: Record, cls: type[Event], data: bytes, version: int) -> Event:
+    """Upcast a payload of an older `version` into `cls`, or refuse a newer one."""
+    name, current = cls.event_type, cls.event_version
+    if version > current:
+        raise DecodeError(
+            f"{_where(record)}: {name} version {version} is newer than this consumer's "
+            f"{current}; deploy the consumer first (a class with version={version}), then "
+            "replay the dead letters.",
+            reason="version_too_new",
+        )
+    try:
+        payload = json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DecodeError(f"{_where(record)}: invalid JSON: {exc}", reason="bad_json") from None
+    if not isinstance(payload, dict):
+        raise DecodeError(
+            f"{_where(record)}: schema_violation for {name} v{version}: the value is "
+            f"{type(payload).__name__}, not an object",
+            reason="schema_violation",
+        )
+    try:
+        payload = upcast(cls, payload, version)
+    except MissingUpcaster as exc:
+        raise DecodeError(
+            f"{_where(record)}: {name} version {version} needs an upcaster from version "
+            f"{exc.from_version} to {exc.from_version + 1}; add `@upcaster({cls.__name__}, "
+            f"from_version={exc.from_version})`, then replay the dead letters.",
+            reason="no_upcaster",
+        ) from None
+    except Exception as exc:
+        raise DecodeError(
+            f"{_where(record)}: the upcaster of {name} from version {version} failed: "
+            f"{type(exc).__name__}: {exc}. Fix it, then replay the dead letters.",
+            reason="upcast_failed",
+        ) from None
+    try:
+        return cls.model_validate(payload)
+    except ValidationError as exc:
+        raise DecodeError(
+            f"{_where(record)}: schema_violation for {name} (upcast from version {version}): "
+            f"{_short(exc)}",
+            reason="schema_violation",
+        ) from None
 
 
 def _short(exc: ValidationError) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from tests.cli.conftest import Cli
+from tests.cli.conftest import Cli, ProjectDir
 from tidings.backends.registry import open_backend
 from tidings.records import OutgoingRecord, TopicSpec
-from tidings.wire import H_TYPE
+from tidings.wire import H_TYPE, ce_headers
 
 
 def fill(url: str, topic: str, count: int, partitions: int = 1) -> None:
@@ -114,3 +114,45 @@ def test_a_deeply_nested_value_is_summarised_and_the_rest_shown(cli: Cli) -> Non
     records = cli.json_lines("tail", "nested", "--from-beginning")
     assert records[0]["value"] == {"n": 1}
     assert records[1]["value"] == "(value too deeply nested to display, 200,000 bytes)"
+
+
+VERSIONED_APP = """
+from typing import Any
+from tidings import App, Event, upcaster
+
+app = App("versioned")
+people = app.topic("people")
+
+
+class TailPerson(Event, version=2):
+    event_type = f"{__name__}.Person"  # one type per test module: tests import it per backend
+    full_name: str
+
+
+@upcaster(TailPerson, from_version=1)
+def _v1(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"full_name": payload["name"]}
+"""
+
+
+def test_app_shows_values_at_the_current_version(cli: Cli, project: ProjectDir) -> None:
+    module = project.module(VERSIONED_APP, "tail")
+    etype = f"{module}.Person".encode()
+    backend = open_backend(cli.broker)
+    try:
+        backend.ensure_topics([TopicSpec("people", 1)])
+        v3 = ce_headers(b"i3", b"s", etype, b"2026-01-01T00:00:00Z", b"urn:tidings:event:x:v3")
+        backend.produce(
+            [
+                OutgoingRecord("people", b"a", b'{"name": "Ada"}', ((H_TYPE, etype),)),
+                OutgoingRecord("people", b"b", b'{"whatever": 1}', v3),
+            ]
+        )
+    finally:
+        backend.close()
+    raw, newer = cli.json_lines("tail", "people", "--from-beginning", "--app", f"{module}:app")
+    assert raw["value"] == {"full_name": "Ada"}
+    assert newer["value"] == {"whatever": 1}
+    assert newer["headers"]["tidings-decode-error"].startswith("version_too_new: ")
+    plain = cli.json_lines("tail", "people", "--from-beginning")
+    assert plain[0]["value"] == {"name": "Ada"}

@@ -16,10 +16,12 @@ from typer.core import TyperGroup
 
 from tidings.cli import render
 from tidings.cli.dlq import dlq_app
+from tidings.cli.docs import docs as _docs
 from tidings.cli.groups import groups_app
 from tidings.cli.options import BrokerOpt
 from tidings.cli.publish import publish as _publish
 from tidings.cli.run import run as _run
+from tidings.cli.schema import schema_app
 from tidings.cli.tail import tail as _tail
 from tidings.cli.topics import topics_app
 from tidings.exceptions import AppLoadError, TidingsError
@@ -131,9 +133,11 @@ app.command("run")(_run)
 app.command("demo")(_demo)
 app.command("publish")(_publish)
 app.command("tail")(_tail)
+app.command("docs")(_docs)
 app.add_typer(topics_app)
 app.add_typer(groups_app)
 app.add_typer(dlq_app)
+app.add_typer(schema_app)
 
 
 def main() -> None:

@@ -48,11 +48,22 @@ def tail(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per event (JSON lines).")
     ] = False,
+    app: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            metavar="APP",
+            help="Decode with APP's Event classes (module:attribute): values are shown as "
+            "the current version, older ones upcast.",
+        ),
+    ] = None,
 ) -> None:
     """Print a topic's events (time, partition@offset, key, type, value) without a group.
 
     By default prints the last 10 events and exits. --from-beginning prints all of them
     from the oldest; --follow keeps printing new ones until Ctrl-C. Nothing is committed.
+    With --app, each value is validated into the app's Event class (upcast from an older
+    version); one that cannot be shows raw, its reason in the ``tidings-decode-error`` header.
     """
     with connect(broker) as backend:
         require(backend, topic)
@@ -70,10 +81,35 @@ def tail(
                 key=lambda r: (r.timestamp, r.partition, r.offset),
             )
             records = newest[max(0, len(newest) - last) :] if last else []
+        if app is not None:
+            records = decoded(records, app)
         with contextlib.suppress(KeyboardInterrupt):
             printed = show(records, count, as_json)
             if not printed and not keep_following and not as_json:
                 render.warn(f"No events in {topic!r}.")
+
+
+def decoded(records: Iterable[Record], spec: str) -> Iterator[Record]:
+    """Yield `records` with each value replaced by its event's JSON at the current version."""
+    from tidings.cli.loader import load_app  # lazily: loading an app imports pydantic
+    from tidings.exceptions import DecodeError
+    from tidings.wire import decode_data, read_envelope
+
+    load_app(spec)  # importing it registers its Event classes and upcasters
+    try:
+        for record in records:
+            try:
+                env, data = read_envelope(record)
+                event = decode_data(record, env, data)
+            except DecodeError as exc:
+                note = (("tidings-decode-error", f"{exc.reason}: {exc}".encode()),)
+                yield record._replace(headers=record.headers + note)
+                continue
+            yield record._replace(value=event.model_dump_json().encode())
+    finally:
+        close = getattr(records, "close", None)
+        if close is not None:
+            close()
 
 
 def show(records: Iterable[Record], count: int | None, as_json: bool) -> int:

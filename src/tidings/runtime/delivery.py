@@ -38,6 +38,8 @@ class Delivery:
     etype: bytes | None
     ctype: bytes | None
     attempt: int = 1
+    schema: bytes | None = None
+    """Its ce_dataschema header: absent for version 1."""
     event: Event | None = None
     env: Envelope | None = None
     dlq_failures: int = 0
@@ -97,15 +99,15 @@ def _decode(d: Delivery, single: type[Event] | None, types: frozenset[str] | Non
         if types is not None and d.env.event_type not in types:
             return None  # structured-mode events are only typed after reading them
         if single is not None:
-            return validate(rec, single, data)
+            return validate(rec, single, data, d.env.dataschema)
         return decode_data(rec, d.env, data)
     if single is not None:
-        return validate(rec, single, rec.value)
+        return validate(rec, single, rec.value, d.schema)
     cls = event_class(d.etype.decode("utf-8", "replace"))
     if cls is None:
         d.env, data = read_envelope(rec)
         return decode_data(rec, d.env, data)  # raises UnknownEventType
-    return validate(rec, cls, rec.value)
+    return validate(rec, cls, rec.value, d.schema)
 
 
 def context(d: Delivery, topic: str, group: str, publisher: Any, attempt: int | None) -> Context:

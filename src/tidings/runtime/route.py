@@ -23,7 +23,7 @@ from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
-from tidings.wire import H_CONTENT_TYPE, H_TYPE
+from tidings.wire import H_CONTENT_TYPE, H_DATASCHEMA, H_TYPE, schema_uri
 
 log = logging.getLogger("tidings.consumer")
 
@@ -99,6 +99,7 @@ class Route:
         self._finish = owner.tracker.finish_at
         plain = handler.is_async and not handler.takes_context and spec.timeout is None
         self._fast: Callable[[bytes], Event] | None = None
+        self._schema = schema_uri(self._single) if self._single is not None else None
         if self._single is not None and plain and spec.batch is None:
             validator = self._single.__pydantic_validator__  # skips a Python frame per event
             if isinstance(validator, SchemaValidator):
@@ -172,12 +173,15 @@ class Route:
             rec = records[first + i]
             etype: bytes | None = None
             ctype: bytes | None = None
+            schema: bytes | None = None
             skip = False
             for name, value in rec.headers:
                 if name == H_TYPE:
                     etype = value
                 elif name == H_CONTENT_TYPE:
                     ctype = value
+                elif name == H_DATASCHEMA:
+                    schema = value
                 elif name == H_REPLAY_GROUP and value != group_b:
                     skip = True
                     break
@@ -189,7 +193,7 @@ class Route:
                     etype = None  # not on the fast path: decode() refuses it
             except TypeError:
                 etype = None
-            d = Delivery(rec, run, i, etype, ctype)
+            d = Delivery(rec, run, i, etype, ctype, schema=schema)
             if retried:
                 d.attempt = int(rec.header(H_RETRY_ATTEMPT) or b"1")
             lane: Hashable | None = by_partition
@@ -234,7 +238,7 @@ class Route:
         which `_deliver` reports) takes `_deliver`.
         """
         ready, busy, wake = self.lanes.ready, self.lanes.busy, self._wake
-        finish, fast, stats = self._finish, self._fast, self.stats
+        finish, fast, stats, schema = self._finish, self._fast, self.stats, self._schema
         func = self.spec.handler.func
         while True:
             if self._stopping:
@@ -252,7 +256,12 @@ class Route:
             part.running += 1
             try:
                 event = None
-                if fast is not None and d.event is None and d.etype is not None:
+                if (
+                    fast is not None
+                    and d.event is None
+                    and d.etype is not None
+                    and d.schema == schema  # another version: upcast or refuse in _deliver
+                ):
                     value = d.record.value
                     if value is not None and d.ctype in (None, b"application/json"):
                         try:

@@ -4,7 +4,8 @@ from tidings.testing import Harness
 
 def test_ban_freezes_payments():
     with Harness(app) as h:
-        h.publish(account_events, AccountBanned(account_id="42", reason="fraud"), key="42")
+        banned = AccountBanned(account_id="42", reason="fraud", banned_by="support")
+        h.publish(account_events, banned, key="42")
         h.drain()
         assert frozen == {"42"}
         h.advance(timedelta(days=30))   # delayed events fall due; drain runs them

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Any
 
 from tidings.app import App
 from tidings.backends.memory import MemoryBackend
 from tidings.events import Event
 from tidings.exceptions import DecodeError
 from tidings.publisher import Published, TopicRef
-from tidings.records import Record
+from tidings.records import OutgoingRecord, Record
 from tidings.runtime import dead_letters as dl
 from tidings.runtime.runner import Runner
 from tidings.testing.clock import FakeClock
-from tidings.wire import decode_data, read_envelope
+from tidings.wire import (
+    ce_headers,
+    decode_data,
+    format_time,
+    new_event_id,
+    read_envelope,
+    version_uri,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +129,32 @@ class Harness:
         at: datetime | None = None,
     ) -> Published:
         return self.app.publish(topic, event, key=key, headers=headers, delay=delay, at=at)
+
+    def publish_payload(
+        self,
+        topic: TopicRef,
+        event: type[Event],
+        payload: dict[str, Any],
+        *,
+        version: int,
+        key: str | None = None,
+    ) -> None:
+        """Store `payload` as an older (or newer) deployment would have published it.
+
+        The record carries `event`'s type and the ``ce_dataschema`` of `version`, so a test
+        can check its upcasters: publish the v1 payload, drain, assert what the handler got.
+        """
+        name = topic if isinstance(topic, str) else topic.name
+        headers = ce_headers(
+            new_event_id().encode(),
+            self.app.name.encode(),
+            event.event_type.encode(),
+            format_time(self.clock.time()).encode(),
+            version_uri(event.event_type, version),
+        )
+        value = json.dumps(payload).encode()
+        kb = None if key is None else key.encode()
+        self.backend.produce([OutgoingRecord(name, kb, value, headers)])
 
     def _caught_up(self) -> bool:
         runner = self.runner
