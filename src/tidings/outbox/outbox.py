@@ -1,0 +1,211 @@
+"""The transactional outbox: publish in the service's own database transaction.
+
+`Outbox.publish(session, ...)` encodes the event exactly as `App.publish` would and keeps
+the record with the session. When the session commits, the records are inserted into
+``tidings_outbox`` as the last statements of that transaction: committed, the relay will
+send them; rolled back, nothing was ever written.
+
+Order per key. Writers that publish the same key serialize for the last instant of their
+transactions: on PostgreSQL each transaction takes a transaction-scoped advisory lock per
+key (in sorted order, so two transactions never deadlock on them) before it inserts, and
+holds it until its commit is visible; SQLite has one writer. So, per key, a later commit
+always has higher ids, and the relay (one leader at a time) sends rows in id order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import MetaData, event, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from tidings.backends.base import Backend
+from tidings.events import Event
+from tidings.exceptions import ConfigurationError
+from tidings.outbox.tables import (
+    LOCK_CLASS,
+    NOTIFY_CHANNEL,
+    OUTBOX,
+    OUTBOX_METADATA,
+    AnyEngine,
+    create,
+    dialect_of,
+    encode_headers,
+    sync_engine_for,
+)
+from tidings.publisher import Publisher, TopicRef
+
+_PENDING = "tidings.outbox.pending"
+_LOCK_KEYS = text(
+    f"SELECT pg_advisory_xact_lock({LOCK_CLASS}, k) FROM unnest(CAST(:keys AS int4[])) AS k"
+)
+_NOTIFY = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """A snapshot of the outbox table: rows not yet relayed, and the age of the oldest."""
+
+    backlog: int
+    oldest_age: float | None
+    """Seconds since the oldest unrelayed row was committed (None when the backlog is 0)."""
+
+
+class Outbox:
+    """Publishes events inside SQLAlchemy sessions; its relay moves them to the broker.
+
+    Made by `app.outbox(engine)`; `tidings run` and `tidings relay` run its relay.
+    """
+
+    def __init__(
+        self,
+        publisher: Publisher,
+        backend: Callable[[], Backend],
+        engine: AnyEngine,
+        *,
+        keep: timedelta | None = None,
+        batch: int = 1000,
+        poll: float = 0.5,
+    ) -> None:
+        self.dialect = dialect_of(engine)
+        if batch < 1:
+            raise ConfigurationError(f"Outbox batch must be >= 1 (got {batch}).")
+        if poll <= 0:
+            raise ConfigurationError(f"Outbox poll must be positive seconds (got {poll}).")
+        self.engine = engine
+        self.keep = keep
+        self.batch = batch
+        self.poll = poll
+        self._publisher = publisher
+        self._backend = backend
+        self.committed = 0
+        """Events this process committed through the outbox (counted after each commit)."""
+        self.wake = threading.Event()
+        """Set when this process commits outbox rows: an in-process relay starts at once."""
+
+    @property
+    def metadata(self) -> MetaData:
+        """The MetaData holding ``tidings_outbox`` (for Alembic's target_metadata)."""
+        return OUTBOX_METADATA
+
+    def create_tables(self) -> None:
+        """Create ``tidings_outbox`` if it is missing (and turn on WAL mode on SQLite)."""
+        create(self.engine, OUTBOX_METADATA)
+
+    def backend(self) -> Backend:
+        """The app's broker connection (opened on first use)."""
+        return self._backend()
+
+    def publish(
+        self,
+        session: Session | AsyncSession,
+        topic: TopicRef,
+        event: Event,
+        *,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        delay: timedelta | None = None,
+        at: datetime | None = None,
+    ) -> str:
+        """Publish `event` when `session`'s transaction commits; return its event id.
+
+        Takes the keyword arguments of `App.publish`. Nothing is written before the commit
+        (works the same on Session and AsyncSession, without awaiting); the rows are
+        inserted as the transaction's last statements. Rolled back, nothing is published.
+
+        Raises:
+            EventTooLarge: the encoded event exceeds the app's max_event_bytes.
+            ConfigurationError: bad delay/at, or `event` is not an Event.
+        """
+        record, event_id = self._publisher.build(
+            topic, event, key=key, headers=headers, delay=delay, at=at
+        )
+        sync = session.sync_session if isinstance(session, AsyncSession) else session
+        if not isinstance(sync, Session):
+            raise ConfigurationError(
+                f"outbox.publish takes a SQLAlchemy Session or AsyncSession, got "
+                f"{type(session).__name__}."
+            )
+        pending: list[tuple[Outbox, dict[str, Any]]] = sync.info.setdefault(_PENDING, [])
+        pending.append(
+            (
+                self,
+                {
+                    "topic": record.topic,
+                    "key": record.key,
+                    "value": record.value,
+                    "headers": encode_headers(record.headers),
+                    "deliver_at": record.deliver_at,
+                },
+            )
+        )
+        return event_id
+
+    def statistics(self) -> OutboxStats:
+        """Count the rows not yet relayed and the age of the oldest (one query)."""
+        sync = sync_engine_for(self.engine)
+        try:
+            with sync.connect() as conn:
+                count, oldest = conn.execute(
+                    select(func.count(), func.min(OUTBOX.c.created_at)).where(
+                        OUTBOX.c.relayed_at.is_(None)
+                    )
+                ).one()
+        finally:
+            sync.dispose()
+        age = None if oldest is None else max(0.0, time.time() - oldest)
+        return OutboxStats(int(count), age)
+
+
+def key_locks(keys: list[bytes | None]) -> list[int]:
+    """Sorted, distinct 32-bit lock ids for the non-empty keys (sorted: no deadlocks)."""
+    ids = {
+        int.from_bytes(hashlib.blake2b(k, digest_size=4).digest(), "big", signed=True)
+        for k in keys
+        if k is not None
+    }
+    return sorted(ids)
+
+
+@event.listens_for(Session, "before_commit")
+def _insert_pending(session: Session) -> None:
+    """Insert the session's outbox records as the last statements of its transaction."""
+    pending: list[tuple[Outbox, dict[str, Any]]] | None = session.info.get(_PENDING)
+    if not pending:
+        return
+    session.info[_PENDING] = []
+    box = pending[0][0]
+    now = time.time()
+    rows = [{**row, "created_at": now} for _, row in pending]
+    if box.dialect == "postgresql":
+        locks = key_locks([row["key"] for row in rows])
+        if locks:
+            session.execute(_LOCK_KEYS, {"keys": locks})
+    session.execute(insert(OUTBOX), rows)
+    if box.dialect == "postgresql":
+        session.execute(_NOTIFY)
+    committed: dict[Outbox, int] = session.info.setdefault("tidings.outbox.committed", {})
+    for outbox, _ in pending:
+        committed[outbox] = committed.get(outbox, 0) + 1
+
+
+@event.listens_for(Session, "after_commit")
+def _count_committed(session: Session) -> None:
+    committed: dict[Outbox, int] | None = session.info.pop("tidings.outbox.committed", None)
+    for outbox, n in (committed or {}).items():
+        outbox.committed += n
+        outbox.wake.set()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop("tidings.outbox.committed", None)

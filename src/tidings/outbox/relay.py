@@ -1,0 +1,227 @@
+"""The relay: moves committed outbox rows to the broker, in id order, one leader at a time.
+
+A pass reads up to `batch` unrelayed rows in id order, produces them (returning only when
+the broker stored them durably), then deletes them (or marks them relayed, with `keep=`)
+in the same database transaction. A crash between the produce and the commit sends those
+rows again on the next pass: at least once, duplicates possible, nothing lost.
+
+There is no high-water mark: every pass reads whatever unrelayed rows are visible, so a
+transaction that commits a low id after higher ids were relayed is sent on the next pass
+(Watermill #311 cannot happen here).
+
+Several relays are safe. On PostgreSQL one leader relays at a time: it holds a session
+advisory lock on its own connection, which the server releases the moment the process
+dies; the others wait and take over. (Several relays each taking rows with FOR UPDATE SKIP
+LOCKED would break the order of a key whose rows two relays took at once.) On SQLite every
+pass runs in a BEGIN IMMEDIATE transaction: the one writer relays, the others wait for it.
+
+A relay wakes when this process commits outbox rows, on PostgreSQL also on a NOTIFY from
+any process (LISTEN on its own connection), and otherwise every `poll` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from sqlalchemy import Connection, Engine, delete, select, text, update
+
+from tidings.outbox.outbox import Outbox
+from tidings.outbox.tables import (
+    LEADER_LOCK,
+    LOCK_CLASS,
+    NOTIFY_CHANNEL,
+    OUTBOX,
+    decode_headers,
+    sync_engine_for,
+)
+from tidings.records import OutgoingRecord
+
+log = logging.getLogger("tidings.outbox")
+
+_TRY_LEAD = text(f"SELECT pg_try_advisory_lock({LOCK_CLASS}, {LEADER_LOCK})")
+_PENDING = (
+    select(
+        OUTBOX.c.id,
+        OUTBOX.c.topic,
+        OUTBOX.c.key,
+        OUTBOX.c.value,
+        OUTBOX.c.headers,
+        OUTBOX.c.deliver_at,
+    )
+    .where(OUTBOX.c.relayed_at.is_(None))
+    .order_by(OUTBOX.c.id)
+)
+
+
+class Relay:
+    """Moves one outbox's committed rows to the broker (see the module docstring).
+
+    Not thread-safe: one thread drives a relay (`serve`, or `drain` in tests and scripts).
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox = outbox
+        self.relayed = 0
+        """Rows this relay produced and then deleted or marked (each counted once)."""
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+        self._leader = False
+
+    # -- one pass ------------------------------------------------------------------------
+
+    def relay_once(self) -> int:
+        """Relay up to `outbox.batch` rows if this relay leads; return how many it relayed."""
+        conn = self._connection()
+        if not self._lead(conn):
+            return 0
+        box = self.outbox
+        with conn.begin():
+            rows = conn.execute(_PENDING.limit(box.batch)).all()
+            if not rows:
+                return 0
+            records = [
+                OutgoingRecord(
+                    r.topic, r.key, r.value, decode_headers(r.headers), None, r.deliver_at
+                )
+                for r in rows
+            ]
+            box.backend().produce(records)
+            ids = [r.id for r in rows]
+            if box.keep is None:
+                conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(ids)))
+            else:
+                conn.execute(
+                    update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(relayed_at=time.time())
+                )
+        self.relayed += len(rows)
+        return len(rows)
+
+    def drain(self) -> int:
+        """Relay until the outbox is empty (or another relay leads); return rows relayed."""
+        total = 0
+        while True:
+            n = self.relay_once()
+            total += n
+            if n < self.outbox.batch:
+                return total
+
+    def forget_relayed(self) -> int:
+        """Delete rows relayed longer ago than `keep` (no-op without `keep`); return count."""
+        keep = self.outbox.keep
+        if keep is None:
+            return 0
+        conn = self._connection()
+        with conn.begin():
+            result = conn.execute(
+                delete(OUTBOX).where(OUTBOX.c.relayed_at < time.time() - keep.total_seconds())
+            )
+        return int(result.rowcount)
+
+    @property
+    def leader(self) -> bool:
+        return self._leader
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def serve(self, stop: threading.Event) -> None:
+        """Relay until `stop` is set; survives database and broker errors (logged, retried)."""
+        box = self.outbox
+        listener = None
+        if box.dialect == "postgresql":
+            listener = threading.Thread(
+                target=self._listen, args=(stop,), name="tidings-outbox-listen", daemon=True
+            )
+            listener.start()
+        last_cleanup = 0.0
+        try:
+            while not stop.is_set():
+                box.wake.clear()
+                try:
+                    n = self.relay_once()
+                    if box.keep is not None and time.monotonic() - last_cleanup > 60:
+                        self.forget_relayed()
+                        last_cleanup = time.monotonic()
+                except Exception as exc:  # a relay must outlive outages; it retries
+                    log.warning(
+                        "outbox relay pass failed (%s: %s); retrying in %.1f s",
+                        type(exc).__name__,
+                        exc,
+                        box.poll,
+                    )
+                    self.close()
+                    stop.wait(box.poll)
+                    continue
+                if n < box.batch:
+                    box.wake.wait(box.poll)
+        finally:
+            self.close()
+            if listener is not None:
+                box.wake.set()
+                listener.join(5)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Relay]:
+        """Serve in a background thread for the duration of a `with` block."""
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self.serve, args=(stop,), name="tidings-outbox-relay", daemon=True
+        )
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            self.outbox.wake.set()
+            thread.join()
+
+    def close(self) -> None:
+        """Release the connection (and with it the leadership)."""
+        self._leader = False
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            if self._engine is None:
+                self._engine = sync_engine_for(self.outbox.engine, pool_size=1, max_overflow=0)
+            self._conn = self._engine.connect()
+        return self._conn
+
+    def _lead(self, conn: Connection) -> bool:
+        if self._leader or self.outbox.dialect != "postgresql":
+            self._leader = True
+            return True
+        with conn.begin():
+            self._leader = bool(conn.execute(_TRY_LEAD).scalar())
+        if self._leader:
+            log.info("outbox relay is the leader")
+        return self._leader
+
+    def _listen(self, stop: threading.Event) -> None:
+        """Set `outbox.wake` on every NOTIFY from a committing writer (PostgreSQL)."""
+        import psycopg
+
+        url = self.outbox.engine.url.set(drivername="postgresql")
+        while not stop.is_set():
+            try:
+                with psycopg.connect(
+                    url.render_as_string(hide_password=False), autocommit=True
+                ) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.outbox.wake.set()
+            except Exception as exc:  # polling still relays; try to listen again
+                log.debug("outbox LISTEN failed (%s); relying on polling", exc)
+                stop.wait(self.outbox.poll)

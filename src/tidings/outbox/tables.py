@@ -1,0 +1,150 @@
+"""The outbox and inbox tables, and the synchronous engine the relay and cleaners use.
+
+Each table has its own MetaData (`OUTBOX_METADATA`, `INBOX_METADATA`) so Alembic users can
+include exactly what they use; `create_tables` is for everyone else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tidings.exceptions import ConfigurationError
+from tidings.records import Headers
+
+AnyEngine = Engine | AsyncEngine
+
+OUTBOX_METADATA = MetaData()
+INBOX_METADATA = MetaData()
+
+OUTBOX = Table(
+    "tidings_outbox",
+    OUTBOX_METADATA,
+    # SQLite makes an INTEGER PRIMARY KEY the rowid (allocated under its one write lock).
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", LargeBinary, nullable=True),
+    Column("value", LargeBinary, nullable=True),
+    Column("headers", Text, nullable=False),
+    Column("deliver_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("relayed_at", Float, nullable=True),
+    Index(
+        "ix_tidings_outbox_pending",
+        "id",
+        postgresql_where=text("relayed_at IS NULL"),
+        sqlite_where=text("relayed_at IS NULL"),
+    ),
+)
+
+INBOX = Table(
+    "tidings_inbox",
+    INBOX_METADATA,
+    Column("group_name", String(200), primary_key=True),
+    Column("event_id", String(200), primary_key=True),
+    Column("handled_at", Float, nullable=False),
+    Index("ix_tidings_inbox_handled_at", "handled_at"),
+)
+
+NOTIFY_CHANNEL = "tidings_outbox"
+LOCK_CLASS = 1952737638
+"""First half of the two-int advisory locks tidings takes on PostgreSQL: per key (second
+half: a hash of the key) in writers' transactions, and the relay leader's (LEADER_LOCK)."""
+LEADER_LOCK = 1952737639
+
+_SYNC_DRIVERS = {
+    "postgresql+asyncpg": "postgresql+psycopg",
+    "postgresql+psycopg_async": "postgresql+psycopg",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
+}
+
+
+def encode_headers(headers: Headers) -> str:
+    """Headers as JSON text; latin-1 maps every byte to one character, so values round-trip."""
+    return json.dumps([[k, v.decode("latin-1")] for k, v in headers], separators=(",", ":"))
+
+
+def decode_headers(text: str) -> Headers:
+    return tuple((k, v.encode("latin-1")) for k, v in json.loads(text))
+
+
+def dialect_of(engine: AnyEngine) -> str:
+    """Return 'postgresql' or 'sqlite', or raise ConfigurationError for anything else."""
+    if not isinstance(engine, Engine | AsyncEngine):
+        raise ConfigurationError(
+            f"app.outbox()/app.inbox() take a SQLAlchemy Engine or AsyncEngine, got "
+            f"{type(engine).__name__}. Create one with sqlalchemy.create_engine(URL)."
+        )
+    name = engine.dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise ConfigurationError(
+            f"The outbox and inbox support PostgreSQL and SQLite, not {name!r} "
+            f"({engine.url.render_as_string()})."
+        )
+    return name
+
+
+def sync_engine_for(engine: AnyEngine, **kwargs: Any) -> Engine:
+    """A new synchronous Engine on the same database as `engine` (async drivers swapped).
+
+    The relay and the cleaners run on threads of their own; they never share the user's
+    pool (an asyncpg connection belongs to one event loop). On SQLite every transaction
+    begins IMMEDIATE, so the one writer is taken before the first read.
+    """
+    url: URL = engine.url
+    driver = _SYNC_DRIVERS.get(url.drivername)
+    if driver is None and url.drivername == "postgresql":
+        driver = "postgresql+psycopg"
+    if driver is not None:
+        url = url.set(drivername=driver)
+    if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:") or "mode=memory" in str(url):
+            raise ConfigurationError(
+                f"The outbox on SQLite needs a database file shared by the app and the relay, "
+                f"not an in-memory database ({engine.url.render_as_string()}). Use "
+                "sqlite:///path/to/file.db."
+            )
+        sync = create_engine(url, connect_args={"timeout": 30.0}, **kwargs)
+        event.listen(sync, "connect", _sqlite_connect)
+        event.listen(sync, "begin", _sqlite_begin)
+        return sync
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control from the sqlite3 module, so "begin" below is the only BEGIN.
+    dbapi_connection.isolation_level = None
+    dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create(engine: AnyEngine, metadata: MetaData) -> None:
+    """Create the tables of `metadata` that are missing (WAL mode on SQLite)."""
+    sync = sync_engine_for(engine)
+    try:
+        with sync.begin() as conn:
+            metadata.create_all(conn)
+    finally:
+        sync.dispose()
