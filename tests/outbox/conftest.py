@@ -72,16 +72,20 @@ class Db:
         """
         try:
             if isinstance(self.engine, AsyncEngine):
-                engine = self.engine
+                # An engine per call: asyncpg's connections and locks belong to one loop.
+                engine = create_async_engine(self.url, poolclass=NullPool)
 
                 async def go() -> Any:
-                    async with AsyncSession(engine) as s, s.begin():
-                        result = body(s)
-                        if asyncio.iscoroutine(result):
-                            result = await result
-                        if not commit:
-                            raise _RolledBack
-                        return result
+                    try:
+                        async with AsyncSession(engine) as s, s.begin():
+                            result = body(s)
+                            if asyncio.iscoroutine(result):
+                                result = await result
+                            if not commit:
+                                raise _RolledBack
+                            return result
+                    finally:
+                        await engine.dispose()
 
                 return asyncio.run(go())
             with Session(self.engine) as s, s.begin():
