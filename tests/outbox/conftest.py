@@ -8,6 +8,7 @@ the reason, and fail when ``TIDINGS_REQUIRE_POSTGRES=1`` (CI).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -112,10 +113,27 @@ DATABASES = [
 ]
 
 
+SYNC_DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+"""For tests whose app runs in other processes (synchronous engines there)."""
+
+
 @pytest.fixture(params=DATABASES)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     """A fresh, empty database of each kind (a new PostgreSQL database per test)."""
-    kind: str = request.param
+    with fresh_db(request.param, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture(params=SYNC_DATABASES)
+def sync_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    """A fresh, empty database: SQLite or PostgreSQL through psycopg."""
+    with fresh_db(request.param, tmp_path) as database:
+        yield database
+
+
+@contextlib.contextmanager
+def fresh_db(kind: str, tmp_path: Path) -> Iterator[Db]:
+    """A fresh, empty database of `kind` (a new PostgreSQL database, dropped afterwards)."""
     if kind == "sqlite":
         url = f"sqlite:///{tmp_path / 'app.db'}"
         engine: Engine | AsyncEngine = create_engine(url)

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_kafka
-from tidings import App, Event
+from tests.outbox.outbox_app import Booked
 from tidings.backends.base import Backend
 from tidings.records import Record
 
+__all__ = ["BROKERS", "Booked", "broker_for", "proc_env", "read_topic", "seqs", "tidings"]
+
 BROKERS = ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)]
-
-
-class Booked(Event):
-    key: str
-    seq: int
 
 
 def broker_for(kind: str, tmp_path: Path) -> str:
@@ -45,6 +44,22 @@ def seqs(records: list[Record]) -> list[int]:
     return [Booked.model_validate_json(r.value or b"").seq for r in records]
 
 
-def new_app(url: str, topic: str, partitions: int = 3) -> tuple[App, object]:
-    app = App("outbox-test", broker=url)
-    return app, app.topic(topic, partitions=partitions)
+def proc_env(broker: str, db_url: str, topic: str, **extra: str) -> dict[str, str]:
+    """Environment for processes that load tests.outbox.outbox_app."""
+    env = dict(os.environ)
+    if broker.startswith("kafka://"):
+        env["TIDINGS_KAFKA_SESSION_TIMEOUT_MS"] = "6000"
+        env["TIDINGS_KAFKA_HEARTBEAT_INTERVAL_MS"] = "1000"
+    env.update(
+        TIDINGS_BROKER=broker,
+        TOPIC=topic,
+        OUTBOX_DATABASE_URL=db_url,
+        PYTHONPATH=os.getcwd(),
+        **extra,
+    )
+    return env
+
+
+def tidings(*args: str) -> list[str]:
+    """The argv of `tidings ARGS` run with this interpreter."""
+    return [sys.executable, "-m", "tidings.cli", *args]

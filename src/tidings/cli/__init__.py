@@ -19,6 +19,7 @@ from tidings.cli.dlq import dlq_app
 from tidings.cli.groups import groups_app
 from tidings.cli.options import BrokerOpt
 from tidings.cli.publish import publish as _publish
+from tidings.cli.relay import relay as _relay
 from tidings.cli.run import run as _run
 from tidings.cli.tail import tail as _tail
 from tidings.cli.topics import topics_app
@@ -108,6 +109,7 @@ app.command("run")(_run)
 app.command("demo")(_demo)
 app.command("publish")(_publish)
 app.command("tail")(_tail)
+app.command("relay")(_relay)
 app.add_typer(topics_app)
 app.add_typer(groups_app)
 app.add_typer(dlq_app)
