@@ -97,6 +97,14 @@ class Db:
         except _RolledBack:
             return None
 
+    def execute(self, sql: str) -> None:
+        engine = create_engine(self.sync_url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(sql))
+        finally:
+            engine.dispose()
+
     def scalar(self, sql: str) -> Any:
         engine = create_engine(self.sync_url, poolclass=NullPool)
         try:

@@ -19,9 +19,8 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, MetaData, delete
+from sqlalchemy import MetaData, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -50,8 +49,11 @@ class Inbox:
         self.claimed = 0
         self.skipped = 0
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        self._insert = insert(INBOX).on_conflict_do_nothing(
-            index_elements=[INBOX.c.group_name, INBOX.c.event_id]
+        # RETURNING rather than rowcount: drivers disagree on rowcount after DO NOTHING.
+        self._insert = (
+            insert(INBOX)
+            .on_conflict_do_nothing(index_elements=[INBOX.c.group_name, INBOX.c.event_id])
+            .returning(INBOX.c.event_id)
         )
 
     @property
@@ -73,13 +75,12 @@ class Inbox:
             raise ConfigurationError(
                 "inbox.claim() got an AsyncSession; use `await inbox.claim_async(session, ctx)`."
             )
-        result = session.execute(self._insert, self._row(ctx))
-        return self._count(cast(CursorResult[Any], result).rowcount)
+        return self._count(session.execute(self._insert, self._row(ctx)).first() is not None)
 
     async def claim_async(self, session: AsyncSession, ctx: Context) -> bool:
         """Awaitable twin of `claim` for an AsyncSession."""
         result = await session.execute(self._insert, self._row(ctx))
-        return self._count(cast(CursorResult[Any], result).rowcount)
+        return self._count(result.first() is not None)
 
     def cleanup(self) -> int:
         """Delete rows older than `keep`; return how many."""
@@ -124,8 +125,8 @@ class Inbox:
     def _row(ctx: Context) -> dict[str, object]:
         return {"group_name": ctx.group, "event_id": ctx.event_id, "handled_at": time.time()}
 
-    def _count(self, rowcount: int) -> bool:
-        if rowcount == 1:
+    def _count(self, inserted: bool) -> bool:
+        if inserted:
             self.claimed += 1
             return True
         self.skipped += 1
