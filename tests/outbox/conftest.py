@@ -105,6 +105,14 @@ class Db:
         finally:
             engine.dispose()
 
+    def scalar_list(self, sql: str) -> list[Any]:
+        engine = create_engine(self.sync_url, poolclass=NullPool)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)).scalars())
+        finally:
+            engine.dispose()
+
     def scalar(self, sql: str) -> Any:
         engine = create_engine(self.sync_url, poolclass=NullPool)
         try:
