@@ -136,3 +136,25 @@ def test_one_relay_leads_at_a_time_on_postgresql(db: Db, tmp_path: Path, topic_n
         first.close()
         second.close()
         app.close()
+
+
+def test_headers_survive_the_outbox_byte_for_byte(db: Db, tmp_path: Path, topic_name: str) -> None:
+    app = App("accounts", broker=broker_for("embedded", tmp_path))
+    topic = app.topic(topic_name)
+    outbox = app.outbox(db.engine)
+    outbox.create_tables()
+    relay = Relay(outbox)
+    odd = {"plain": "v", "with-nul": "a\x00b", "unicode": "é✓", "empty": ""}
+    try:
+        db.transaction(lambda s: outbox.publish(s, topic, Booked(key="a", seq=1), headers=odd))
+        db.transaction(
+            lambda s: outbox.publish(s, topic, Booked(key="a", seq=2), headers={"x": "y"})
+        )
+        assert relay.drain() == 2
+        first, second = read_topic(app.backend, topic_name, 2)
+        assert {k: first.header(k) for k in odd} == {k: v.encode() for k, v in odd.items()}
+        assert second.header("x") == b"y"
+        assert len(first.headers) == 6 + len(odd)
+    finally:
+        relay.close()
+        app.close()

@@ -2,8 +2,10 @@
 
 A pass reads up to `batch` unrelayed rows in id order, produces them (returning only when
 the broker stored them durably), then deletes them (or marks them relayed, with `keep=`)
-in the same database transaction. A crash between the produce and the commit sends those
-rows again on the next pass: at least once, duplicates possible, nothing lost.
+in the same database transaction (REPEATABLE READ on PostgreSQL, so the delete sees the
+rows the read saw and no row committed in between). A crash between the produce and the
+commit sends those rows again on the next pass: at least once, duplicates possible,
+nothing lost.
 
 There is no high-water mark: every pass reads whatever unrelayed rows are visible, so a
 transaction that commits a low id after higher ids were relayed is sent on the next pass
@@ -90,13 +92,13 @@ class Relay:
                 for r in rows
             ]
             box.backend().produce(records)
-            ids = [r.id for r in rows]
+            # Exactly the rows read: this transaction's snapshot (REPEATABLE READ on
+            # PostgreSQL) or its write lock (SQLite) hides any lower id committed since.
+            sent = (OUTBOX.c.id <= rows[-1].id) & OUTBOX.c.relayed_at.is_(None)
             if box.keep is None:
-                conn.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(ids)))
+                conn.execute(delete(OUTBOX).where(sent))
             else:
-                conn.execute(
-                    update(OUTBOX).where(OUTBOX.c.id.in_(ids)).values(relayed_at=time.time())
-                )
+                conn.execute(update(OUTBOX).where(sent).values(relayed_at=time.time()))
         self.relayed += len(rows)
         return len(rows)
 
@@ -196,6 +198,8 @@ class Relay:
             if self._engine is None:
                 self._engine = sync_engine_for(self.outbox.engine, pool_size=1, max_overflow=0)
             self._conn = self._engine.connect()
+            if self.outbox.dialect == "postgresql":
+                self._conn = self._conn.execution_options(isolation_level="REPEATABLE READ")
         return self._conn
 
     def _lead(self, conn: Connection) -> bool:

@@ -20,7 +20,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
     create_engine,
     event,
     text,
@@ -44,7 +43,7 @@ OUTBOX = Table(
     Column("topic", String(255), nullable=False),
     Column("key", LargeBinary, nullable=True),
     Column("value", LargeBinary, nullable=True),
-    Column("headers", Text, nullable=False),
+    Column("headers", LargeBinary, nullable=False),
     Column("deliver_at", Float, nullable=True),
     Column("created_at", Float, nullable=False),
     Column("relayed_at", Float, nullable=True),
@@ -78,13 +77,38 @@ _SYNC_DRIVERS = {
 }
 
 
-def encode_headers(headers: Headers) -> str:
-    """Headers as JSON text; latin-1 maps every byte to one character, so values round-trip."""
-    return json.dumps([[k, v.decode("latin-1")] for k, v in headers], separators=(",", ":"))
+def encode_headers(headers: Headers) -> bytes:
+    """Headers as ``0name NUL value NUL name NUL value``, or as JSON (``J[...]``) when a
+    name or value holds a NUL byte. The relay decodes every row it sends, so the common
+    form is the one that splits fastest."""
+    parts = []
+    for k, v in headers:
+        parts.append(k.encode())
+        parts.append(v)
+    if not any(b"\0" in p for p in parts):
+        return b"0" + b"\0".join(parts)
+    # latin-1 maps every byte to one character, so any value round-trips through JSON.
+    return b"J" + json.dumps([[k, v.decode("latin-1")] for k, v in headers]).encode()
 
 
-def decode_headers(text: str) -> Headers:
-    return tuple((k, v.encode("latin-1")) for k, v in json.loads(text))
+def decode_headers(blob: bytes) -> Headers:
+    if blob[:1] == b"J":
+        return tuple((k, v.encode("latin-1")) for k, v in json.loads(blob[1:]))
+    if len(blob) == 1:
+        return ()
+    it = iter(blob[1:].split(b"\0"))
+    names = _NAMES
+    return tuple((names.get(k) or _name(k), v) for k, v in zip(it, it, strict=True))
+
+
+_NAMES: dict[bytes, str] = {}
+
+
+def _name(raw: bytes) -> str:
+    name = raw.decode()
+    if len(_NAMES) < 1000:
+        _NAMES[raw] = name
+    return name
 
 
 def dialect_of(engine: AnyEngine) -> str:
