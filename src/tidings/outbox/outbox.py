@@ -87,6 +87,9 @@ class Outbox:
         self._backend = backend
         self.committed = 0
         """Events this process committed through the outbox (counted after each commit)."""
+        self.relayed = 0
+        """Events the relays of this process sent and then deleted (or marked) as relayed."""
+        self._count_lock = threading.Lock()
         self.wake = threading.Event()
         """Set when this process commits outbox rows: an in-process relay starts at once."""
 
@@ -148,6 +151,11 @@ class Outbox:
         )
         return event_id
 
+    def count_relayed(self, n: int) -> None:
+        """Add `n` to `relayed` (relays call it after each committed pass)."""
+        with self._count_lock:
+            self.relayed += n
+
     def statistics(self) -> OutboxStats:
         """Count the rows not yet relayed and the age of the oldest (one query)."""
         sync = sync_engine_for(self.engine)
@@ -200,7 +208,8 @@ def _insert_pending(session: Session) -> None:
 def _count_committed(session: Session) -> None:
     committed: dict[Outbox, int] | None = session.info.pop("tidings.outbox.committed", None)
     for outbox, n in (committed or {}).items():
-        outbox.committed += n
+        with outbox._count_lock:
+            outbox.committed += n
         outbox.wake.set()
 
 

@@ -44,6 +44,8 @@ from tidings.records import OutgoingRecord
 
 log = logging.getLogger("tidings.outbox")
 
+FINAL_PASS = 5.0
+"""Seconds a stopping relay spends sending what is already committed."""
 _TRY_LEAD = text(f"SELECT pg_try_advisory_lock({LOCK_CLASS}, {LEADER_LOCK})")
 _PENDING = (
     select(
@@ -100,6 +102,7 @@ class Relay:
             else:
                 conn.execute(update(OUTBOX).where(sent).values(relayed_at=time.time()))
         self.relayed += len(rows)
+        box.count_relayed(len(rows))
         return len(rows)
 
     def drain(self) -> int:
@@ -159,11 +162,20 @@ class Relay:
                     continue
                 if n < box.batch:
                     box.wake.wait(box.poll)
+            self._last_pass(time.monotonic() + FINAL_PASS)
         finally:
             self.close()
             if listener is not None:
                 box.wake.set()
                 listener.join(5)
+
+    def _last_pass(self, deadline: float) -> None:
+        """On a graceful stop, relay what is committed (for up to FINAL_PASS seconds)."""
+        try:
+            while time.monotonic() < deadline and self.relay_once() >= self.outbox.batch:
+                pass
+        except Exception as exc:  # the rows stay; the next relay sends them
+            log.warning("outbox relay: last pass failed (%s: %s)", type(exc).__name__, exc)
 
     @contextlib.contextmanager
     def running(self) -> Iterator[Relay]:
