@@ -116,9 +116,7 @@ def test_app_running_relays_to_its_consumers(db: Db, tmp_path: Path, topic_name:
         app.close()
 
 
-def test_one_relay_leads_at_a_time_on_postgresql(db: Db, tmp_path: Path, topic_name: str) -> None:
-    if db.kind == "sqlite":
-        pytest.skip("SQLite relays take turns through BEGIN IMMEDIATE; there is no leader")
+def test_one_relay_leads_at_a_time(db: Db, tmp_path: Path, topic_name: str) -> None:
     app = App("accounts", broker=broker_for("embedded", tmp_path))
     topic = app.topic(topic_name)
     outbox = app.outbox(db.engine)

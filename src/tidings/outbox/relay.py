@@ -11,11 +11,11 @@ There is no high-water mark: every pass reads whatever unrelayed rows are visibl
 transaction that commits a low id after higher ids were relayed is sent on the next pass
 (Watermill #311 cannot happen here).
 
-Several relays are safe. On PostgreSQL one leader relays at a time: it holds a session
-advisory lock on its own connection, which the server releases the moment the process
-dies; the others wait and take over. (Several relays each taking rows with FOR UPDATE SKIP
-LOCKED would break the order of a key whose rows two relays took at once.) On SQLite every
-pass runs in a BEGIN IMMEDIATE transaction: the one writer relays, the others wait for it.
+Several relays are safe: one leader relays at a time, the others wait and take over. On
+PostgreSQL the leader holds a session advisory lock on its own connection, which the
+server releases the moment the process dies; on SQLite it holds a lock file beside the
+database (flock, released by the OS). Several relays each taking rows with FOR UPDATE SKIP
+LOCKED would break the order of a key whose rows two relays took at once.
 
 A relay wakes when this process commits outbox rows, on PostgreSQL also on a NOTIFY from
 any process (LISTEN on its own connection), and otherwise every `poll` seconds.
@@ -24,10 +24,13 @@ any process (LISTEN on its own connection), and otherwise every `poll` seconds.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, select, text, update
 
@@ -74,6 +77,7 @@ class Relay:
         self._engine: Engine | None = None
         self._conn: Connection | None = None
         self._leader = False
+        self._lock_fd: int | None = None
 
     # -- one pass ------------------------------------------------------------------------
 
@@ -83,27 +87,44 @@ class Relay:
         if not self._lead(conn):
             return 0
         box = self.outbox
-        with conn.begin():
-            rows = conn.execute(_PENDING.limit(box.batch)).all()
+        if box.dialect == "postgresql":
+            # One REPEATABLE READ transaction: the delete sees exactly the rows the read
+            # saw, never a lower id committed in between. MVCC: writers are not held up.
+            with conn.begin():
+                rows = conn.execute(_PENDING.limit(box.batch)).all()
+                if not rows:
+                    return 0
+                self._produce(rows)
+                self._mark(conn, rows[-1].id)
+        else:
+            # SQLite: the write lock is taken to read and to delete, never while the broker
+            # stores the batch. No row at or below the last id read can appear in between:
+            # SQLite gives a new row the highest id plus one, and only the leader deletes.
+            with conn.begin():
+                rows = conn.execute(_PENDING.limit(box.batch)).all()
             if not rows:
                 return 0
-            records = [
-                OutgoingRecord(
-                    r.topic, r.key, r.value, decode_headers(r.headers), None, r.deliver_at
-                )
-                for r in rows
-            ]
-            box.backend().produce(records)
-            # Exactly the rows read: this transaction's snapshot (REPEATABLE READ on
-            # PostgreSQL) or its write lock (SQLite) hides any lower id committed since.
-            sent = (OUTBOX.c.id <= rows[-1].id) & OUTBOX.c.relayed_at.is_(None)
-            if box.keep is None:
-                conn.execute(delete(OUTBOX).where(sent))
-            else:
-                conn.execute(update(OUTBOX).where(sent).values(relayed_at=time.time()))
+            self._produce(rows)
+            with conn.begin():
+                self._mark(conn, rows[-1].id)
         self.relayed += len(rows)
         box.count_relayed(len(rows))
         return len(rows)
+
+    def _produce(self, rows: Sequence[Any]) -> None:
+        records = [
+            OutgoingRecord(r.topic, r.key, r.value, decode_headers(r.headers), None, r.deliver_at)
+            for r in rows
+        ]
+        self.outbox.backend().produce(records)
+
+    def _mark(self, conn: Connection, last: int) -> None:
+        """Delete (or, with `keep`, mark relayed) the unrelayed rows up to id `last`."""
+        sent = (OUTBOX.c.id <= last) & OUTBOX.c.relayed_at.is_(None)
+        if self.outbox.keep is None:
+            conn.execute(delete(OUTBOX).where(sent))
+        else:
+            conn.execute(update(OUTBOX).where(sent).values(relayed_at=time.time()))
 
     def drain(self) -> int:
         """Relay until the outbox is empty (or another relay leads); return rows relayed."""
@@ -195,6 +216,9 @@ class Relay:
     def close(self) -> None:
         """Release the connection (and with it the leadership)."""
         self._leader = False
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -215,14 +239,29 @@ class Relay:
         return self._conn
 
     def _lead(self, conn: Connection) -> bool:
-        if self._leader or self.outbox.dialect != "postgresql":
-            self._leader = True
+        if self._leader:
             return True
+        if self.outbox.dialect == "sqlite":
+            return self._lead_sqlite()
         with conn.begin():
             self._leader = bool(conn.execute(_TRY_LEAD).scalar())
         if self._leader:
             log.info("outbox relay is the leader")
         return self._leader
+
+    def _lead_sqlite(self) -> bool:
+        """Take the lock file beside the database (released by the OS when we die)."""
+        path = f"{self.outbox.engine.url.database}-tidings-relay.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        self._leader = True
+        log.info("outbox relay is the leader (%s)", path)
+        return True
 
     def _listen(self, stop: threading.Event) -> None:
         """Set `outbox.wake` on every NOTIFY from a committing writer (PostgreSQL)."""
