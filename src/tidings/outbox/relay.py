@@ -40,6 +40,7 @@ from tidings.outbox.tables import (
     LOCK_CLASS,
     NOTIFY_CHANNEL,
     OUTBOX,
+    READ_ONLY,
     decode_headers,
     sync_engine_for,
 )
@@ -97,11 +98,15 @@ class Relay:
                 self._produce(rows)
                 self._mark(conn, rows[-1].id)
         else:
-            # SQLite: the write lock is taken to read and to delete, never while the broker
-            # stores the batch. No row at or below the last id read can appear in between:
+            # SQLite: the write lock is taken only to delete, never while the broker stores
+            # the batch. No row at or below the last id read can appear in between:
             # SQLite gives a new row the highest id plus one, and only the leader deletes.
-            with conn.begin():
-                rows = conn.execute(_PENDING.limit(box.batch)).all()
+            conn.info[READ_ONLY] = True  # a WAL snapshot: no lock, writers go on
+            try:
+                with conn.begin():
+                    rows = conn.execute(_PENDING.limit(box.batch)).all()
+            finally:
+                conn.info[READ_ONLY] = False
             if not rows:
                 return 0
             self._produce(rows)

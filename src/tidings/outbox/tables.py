@@ -7,6 +7,8 @@ include exactly what they use; `create_tables` is for everyone else.
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -64,6 +66,8 @@ INBOX = Table(
     Index("ix_tidings_inbox_handled_at", "handled_at"),
 )
 
+SQLITE_BUSY_SECONDS = 30.0
+"""How long a relay or cleaner waits for SQLite's write lock before the pass fails."""
 NOTIFY_CHANNEL = "tidings_outbox"
 LOCK_CLASS = 1952737638
 """First half of the two-int advisory locks tidings takes on PostgreSQL: per key (second
@@ -147,7 +151,7 @@ def sync_engine_for(engine: AnyEngine, **kwargs: Any) -> Engine:
                 f"not an in-memory database ({engine.url.render_as_string()}). Use "
                 "sqlite:///path/to/file.db."
             )
-        sync = create_engine(url, connect_args={"timeout": 30.0}, **kwargs)
+        sync = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS}, **kwargs)
         event.listen(sync, "connect", _sqlite_connect)
         event.listen(sync, "begin", _sqlite_begin)
         return sync
@@ -160,8 +164,31 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
 
+READ_ONLY = "tidings.read_only"
+"""Set in a SQLite connection's `info` to begin its next transactions deferred (reads in
+WAL mode need no lock); otherwise they begin IMMEDIATE (the one writer, taken up front)."""
+
+
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    if connection.info.get(READ_ONLY, False):
+        connection.exec_driver_sql("BEGIN")
+        return
+    # Retry every half millisecond rather than through SQLite's busy handler, which backs off
+    # to 100 ms sleeps: under a steady stream of writers it would rarely get its turn.
+    cursor = connection.connection.dbapi_connection.cursor()
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    cursor.execute("PRAGMA busy_timeout = 0")
+    try:
+        while True:
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.0005)
+    finally:
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_SECONDS * 1000)}")
 
 
 def create(engine: AnyEngine, metadata: MetaData) -> None:
