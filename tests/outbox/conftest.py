@@ -124,6 +124,7 @@ class Db:
 
 DATABASES = [
     "sqlite",
+    "sqlite+aiosqlite",
     pytest.param("postgresql", marks=pytest.mark.postgres),
     pytest.param("postgresql+asyncpg", marks=pytest.mark.postgres),
 ]
@@ -150,11 +151,18 @@ def sync_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
 @contextlib.contextmanager
 def fresh_db(kind: str, tmp_path: Path) -> Iterator[Db]:
     """A fresh, empty database of `kind` (a new PostgreSQL database, dropped afterwards)."""
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'app.db'}"
-        engine: Engine | AsyncEngine = create_engine(url)
+    if kind.startswith("sqlite"):
+        url = f"{kind}:///{tmp_path / 'app.db'}"
+        engine: Engine | AsyncEngine = (
+            create_async_engine(url, poolclass=NullPool)
+            if "aiosqlite" in kind
+            else create_engine(url)
+        )
         yield Db(kind, url, engine)
-        engine.dispose()
+        if isinstance(engine, AsyncEngine):
+            asyncio.run(engine.dispose())
+        else:
+            engine.dispose()
         return
     server = make_url(postgres_url())
     name = f"t_{uuid.uuid4().hex[:12]}"

@@ -1,16 +1,18 @@
-"""`tidings relay APP`: relays what the app's outbox holds and prints the counts."""
+"""`tidings relay APP` and `tidings run APP`: both relay what the app's outbox holds."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from tests.helpers import wait_until
 from tests.outbox.conftest import Db
 from tests.outbox.helpers import broker_for, proc_env, read_topic, seqs, tidings
-from tests.outbox.outbox_app import Booked
-from tidings import App
+from tests.outbox.outbox_app import TABLES, Booked
+from tidings import App, Context
 
 
 def test_relay_once_relays_and_prints_counts(sync_db: Db, tmp_path: Path, topic_name: str) -> None:
@@ -50,3 +52,40 @@ def test_relay_of_an_app_without_outbox_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "declares no outbox" in done.stderr and "app.outbox(engine)" in done.stderr
+
+
+def test_tidings_run_relays_the_outbox_and_cleans_the_inbox(
+    sync_db: Db, tmp_path: Path, topic_name: str
+) -> None:
+    url = broker_for("embedded", tmp_path)
+    app = App("outbox-proc", broker=url)
+    topic = app.topic(topic_name, partitions=3)
+    outbox = app.outbox(sync_db.engine)
+    outbox.create_tables()
+    inbox = app.inbox(sync_db.engine)
+    inbox.create_tables()
+    TABLES.create_all(sync_db.engine)
+    old = Context("t", 0, 0, None, {}, "old", "Booked", 0.0, 1, "payments")
+    with Session(sync_db.engine) as s, s.begin():
+        assert inbox.claim(s, old)
+    sync_db.execute("UPDATE tidings_inbox SET handled_at = handled_at - 8 * 86400")
+    with Session(sync_db.engine) as s, s.begin():
+        for i in range(2):
+            outbox.publish(s, topic, Booked(key="a", seq=i), key="a")
+    assert app.backend  # the topic exists before the worker subscribes
+    env = proc_env(
+        url, sync_db.url, topic_name, CONSUME="1", DELIVERIES=str(tmp_path / "deliveries")
+    )
+    worker = subprocess.Popen(tidings("run", "tests.outbox.outbox_app:app"), env=env)
+    try:
+        wait_until(lambda: sync_db.scalar("SELECT count(*) FROM ledger") == 2, 30, "payments")
+        wait_until(
+            lambda: not sync_db.scalar("SELECT count(*) FROM tidings_inbox WHERE event_id='old'"),
+            30,
+            "the week-old claim to be cleaned up",
+        )
+        assert sync_db.scalar("SELECT count(*) FROM tidings_outbox") == 0
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        app.close()
