@@ -22,6 +22,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m pip install -q -e ".[dev,bench]"
 	$(VENV)/bin/python -m benchmarks
+	$(VENV)/bin/python -m benchmarks.outbox
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
