@@ -43,10 +43,13 @@ from tidings.outbox.tables import (
 from tidings.publisher import Publisher, TopicRef
 
 _PENDING = "tidings.outbox.pending"
-_LOCK_KEYS = text(
-    f"SELECT pg_advisory_xact_lock({LOCK_CLASS}, k) FROM unnest(CAST(:keys AS int4[])) AS k"
+# One round trip: take the per-key locks in the array's (sorted) order, then, once, queue
+# the NOTIFY that PostgreSQL delivers to listening relays when the transaction commits.
+_LOCK_AND_NOTIFY = text(
+    f"SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM (SELECT count(*) FROM "
+    f"(SELECT pg_advisory_xact_lock({LOCK_CLASS}, k) FROM unnest(CAST(:keys AS int4[])) AS k)"
+    " AS locked) AS once"
 )
-_NOTIFY = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', '')")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +196,8 @@ def _insert_pending(session: Session) -> None:
     now = time.time()
     rows = [{**row, "created_at": now} for _, row in pending]
     if box.dialect == "postgresql":
-        locks = key_locks([row["key"] for row in rows])
-        if locks:
-            session.execute(_LOCK_KEYS, {"keys": locks})
+        session.execute(_LOCK_AND_NOTIFY, {"keys": key_locks([row["key"] for row in rows])})
     session.execute(insert(OUTBOX), rows)
-    if box.dialect == "postgresql":
-        session.execute(_NOTIFY)
     committed: dict[Outbox, int] = session.info.setdefault("tidings.outbox.committed", {})
     for outbox, _ in pending:
         committed[outbox] = committed.get(outbox, 0) + 1
