@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from tests.helpers import wait_until
 from tests.outbox.conftest import Db
@@ -153,6 +154,36 @@ def test_headers_survive_the_outbox_byte_for_byte(db: Db, tmp_path: Path, topic_
         assert {k: first.header(k) for k in odd} == {k: v.encode() for k, v in odd.items()}
         assert second.header("x") == b"y"
         assert len(first.headers) == 6 + len(odd)
+    finally:
+        relay.close()
+        app.close()
+
+
+def test_a_rolled_back_savepoint_publishes_nothing(
+    sync_db: Db, tmp_path: Path, topic_name: str
+) -> None:
+    app = App("accounts", broker=broker_for("embedded", tmp_path))
+    topic = app.topic(topic_name)
+    outbox = app.outbox(sync_db.engine)
+    outbox.create_tables()
+    relay = Relay(outbox)
+    try:
+        with Session(sync_db.engine) as s, s.begin():
+            outbox.publish(s, topic, Booked(key="a", seq=1), key="a")
+            with s.begin_nested():
+                outbox.publish(s, topic, Booked(key="a", seq=2), key="a")  # released: kept
+            savepoint = s.begin_nested()
+            outbox.publish(s, topic, Booked(key="a", seq=3), key="a")
+            with s.begin_nested():
+                outbox.publish(s, topic, Booked(key="a", seq=4), key="a")  # inside the rolled back
+            savepoint.rollback()
+            outbox.publish(s, topic, Booked(key="a", seq=5), key="a")
+            savepoint = s.begin_nested()
+            outbox.publish(s, topic, Booked(key="a", seq=6), key="a")  # still pending
+            savepoint.rollback()
+        assert relay.drain() == 3
+        assert seqs(read_topic(app.backend, topic_name, 3)) == [1, 2, 5]
+        assert outbox.committed == 3
     finally:
         relay.close()
         app.close()

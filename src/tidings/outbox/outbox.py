@@ -139,19 +139,15 @@ class Outbox:
                 f"outbox.publish takes a SQLAlchemy Session or AsyncSession, got "
                 f"{type(session).__name__}."
             )
-        pending: list[tuple[Outbox, dict[str, Any]]] = sync.info.setdefault(_PENDING, [])
-        pending.append(
-            (
-                self,
-                {
-                    "topic": record.topic,
-                    "key": record.key,
-                    "value": record.value,
-                    "headers": encode_headers(record.headers),
-                    "deliver_at": record.deliver_at,
-                },
-            )
-        )
+        pending: list[_Pending] = sync.info.setdefault(_PENDING, [])
+        row = {
+            "topic": record.topic,
+            "key": record.key,
+            "value": record.value,
+            "headers": encode_headers(record.headers),
+            "deliver_at": record.deliver_at,
+        }
+        pending.append((self, row, sync.get_nested_transaction() or sync.get_transaction()))
         return event_id
 
     def count_relayed(self, n: int) -> None:
@@ -185,28 +181,52 @@ def key_locks(keys: list[bytes | None]) -> list[int]:
     return sorted(ids)
 
 
+_Pending = tuple[Outbox, dict[str, Any], SessionTransaction | None]
+"""An outbox row waiting for its commit, with the (sub)transaction it was published in."""
+_INSERTED = "tidings.outbox.inserted"
+"""Outboxes of the rows inserted by the committing transaction (counted once it commits)."""
+
+
+def _inside(tx: SessionTransaction | None, target: SessionTransaction) -> bool:
+    while tx is not None:
+        if tx is target:
+            return True
+        tx = tx.parent
+    return False
+
+
 @event.listens_for(Session, "before_commit")
 def _insert_pending(session: Session) -> None:
-    """Insert the session's outbox records as the last statements of its transaction."""
-    pending: list[tuple[Outbox, dict[str, Any]]] | None = session.info.get(_PENDING)
-    if not pending:
+    """Insert the session's outbox rows, in publish order, as the last statements of its
+    transaction (the outermost one: a released savepoint keeps its rows pending, and the
+    rollback of a savepoint drops the rows published inside it)."""
+    pending: list[_Pending] | None = session.info.get(_PENDING)
+    if not pending or session.get_nested_transaction() is not None:
         return
     session.info[_PENDING] = []
     box = pending[0][0]
     now = time.time()
-    rows = [{**row, "created_at": now} for _, row in pending]
+    rows = [{**row, "created_at": now} for _, row, _ in pending]
     if box.dialect == "postgresql":
         session.execute(_LOCK_AND_NOTIFY, {"keys": key_locks([row["key"] for row in rows])})
     session.execute(insert(OUTBOX), rows)
-    committed: dict[Outbox, int] = session.info.setdefault("tidings.outbox.committed", {})
-    for outbox, _ in pending:
-        committed[outbox] = committed.get(outbox, 0) + 1
+    session.info[_INSERTED] = [outbox for outbox, _, _ in pending]
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """A savepoint rolled back: forget what was published inside it."""
+    pending: list[_Pending] | None = session.info.get(_PENDING)
+    if pending and previous_transaction.parent is not None:
+        session.info[_PENDING] = [p for p in pending if not _inside(p[2], previous_transaction)]
 
 
 @event.listens_for(Session, "after_commit")
 def _count_committed(session: Session) -> None:
-    committed: dict[Outbox, int] | None = session.info.pop("tidings.outbox.committed", None)
-    for outbox, n in (committed or {}).items():
+    counts: dict[Outbox, int] = {}
+    for outbox in session.info.pop(_INSERTED, []):
+        counts[outbox] = counts.get(outbox, 0) + 1
+    for outbox, n in counts.items():
         with outbox._count_lock:
             outbox.committed += n
         outbox.wake.set()
@@ -216,4 +236,4 @@ def _count_committed(session: Session) -> None:
 def _forget_pending(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
-        session.info.pop("tidings.outbox.committed", None)
+        session.info.pop(_INSERTED, None)
