@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy.orm import Session
 
 from tests.helpers import wait_until
@@ -13,6 +16,7 @@ from tests.outbox.conftest import Db
 from tests.outbox.helpers import broker_for, proc_env, read_topic, seqs, tidings
 from tests.outbox.outbox_app import TABLES, Booked
 from tidings import App, Context
+from tidings.outbox import Relay
 
 
 def test_relay_once_relays_and_prints_counts(sync_db: Db, tmp_path: Path, topic_name: str) -> None:
@@ -88,4 +92,39 @@ def test_tidings_run_relays_the_outbox_and_cleans_the_inbox(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
+        app.close()
+
+
+def test_a_commit_in_another_process_wakes_the_relay_through_notify(
+    sync_db: Db, tmp_path: Path, topic_name: str
+) -> None:
+    if sync_db.kind != "postgresql":
+        pytest.skip("SQLite has no NOTIFY: a relay learns of other processes' commits by polling")
+    url = broker_for("embedded", tmp_path)
+    app = App("outbox-proc", broker=url)
+    app.topic(topic_name, partitions=3)
+    outbox = app.outbox(sync_db.engine, poll=60.0)  # polling alone would take a minute
+    outbox.create_tables()
+    TABLES.create_all(sync_db.engine)
+    try:
+        with Relay(outbox).running():
+            wait_until(
+                lambda: sync_db.scalar(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND query LIKE 'LISTEN tidings%'"
+                ),
+                30,
+                "the relay to LISTEN",
+            )
+            started = time.monotonic()
+            subprocess.run(
+                [sys.executable, "-m", "tests.outbox.outbox_app", "write", "1"],
+                env=proc_env(url, sync_db.url, topic_name),
+                check=True,
+                timeout=60,
+            )
+            wait_until(lambda: outbox.relayed == 1, 10, "the relay to wake on NOTIFY")
+            assert time.monotonic() - started < 10
+        assert seqs(read_topic(app.backend, topic_name, 1)) == [1]
+    finally:
         app.close()
