@@ -33,6 +33,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install -q -e ".[dev,bench]"
 	$(VENV)/bin/python -m benchmarks
+	$(VENV)/bin/python -m benchmarks.outbox
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks

@@ -11,12 +11,13 @@ Run it on its own (the consumers run elsewhere, e.g. with ``tidings run``)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
-import sqlite3
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -24,8 +25,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
 
 from tidings import App, Event
+from tidings.outbox import Outbox
 
 from .events import AccountBanned, AccountClosed, AccountOpened, account_events
 
@@ -72,28 +76,30 @@ class InvalidTransition(ValueError):
 class AccountsService:
     """Opens, bans and closes accounts; each change is published to `account-events`.
 
-    Thread-safe (the HTTP server calls it from many threads). `database` is a SQLite path;
-    the default keeps the accounts in memory, which is enough for the example.
+    Thread-safe (the HTTP server calls it from many threads). Accounts live in the
+    database behind `engine` (SQLite by default, PostgreSQL with ACCOUNTS_DATABASE_URL),
+    and every change publishes its event through `outbox`, in the same transaction.
     """
 
-    def __init__(self, app: App, *, database: str = ":memory:") -> None:
+    def __init__(self, app: App, *, engine: Engine, outbox: Outbox) -> None:
         self.app = app
-        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute(_SCHEMA)
+        self.engine = engine
+        self.outbox = outbox
+        with engine.begin() as conn:
+            conn.execute(text(_SCHEMA))
         self._lock = threading.Lock()
 
     def open(self, name: str, email: str) -> Change:
         account_id = uuid.uuid4().hex[:12]
         now = _now()
-        with self._transaction():
-            self._db.execute(
-                "INSERT INTO accounts VALUES (?, ?, ?, 'open', ?, ?)",
-                (account_id, name, email, now, now),
+        with self._transaction() as s:
+            s.execute(
+                text("INSERT INTO accounts VALUES (:id, :name, :email, 'open', :now, :now)"),
+                {"id": account_id, "name": name, "email": email, "now": now},
             )
             opened = AccountOpened(account_id=account_id, name=name, email=email)
-            event_id = self._publish(account_id, opened)
-        return Change(self._get(account_id), event_id)
+            event_id = self._publish(s, account_id, opened)
+        return Change(self.get(account_id), event_id)
 
     def ban(self, account_id: str, reason: str, banned_by: str = "system") -> Change:
         banned = AccountBanned(account_id=account_id, reason=reason, banned_by=banned_by)
@@ -105,60 +111,46 @@ class AccountsService:
         )
 
     def get(self, account_id: str) -> Account:
-        with self._lock:
-            return self._get(account_id)
+        with Session(self.engine) as s:
+            return self._get(s, account_id)
 
     def _transition(self, account_id: str, allowed: set[str], status: str, event: Event) -> Change:
-        with self._transaction():
-            current = self._get(account_id).status
+        with self._transaction() as s:
+            current = self._get(s, account_id).status
             if current not in allowed:
                 raise InvalidTransition(f"account {account_id} is {current}; cannot be {status}")
-            self._db.execute(
-                "UPDATE accounts SET status = ?, changed_at = ? WHERE id = ?",
-                (status, _now(), account_id),
+            s.execute(
+                text("UPDATE accounts SET status = :status, changed_at = :now WHERE id = :id"),
+                {"status": status, "now": _now(), "id": account_id},
             )
-            event_id = self._publish(account_id, event)
-        return Change(self._get(account_id), event_id)
+            event_id = self._publish(s, account_id, event)
+        return Change(self.get(account_id), event_id)
 
-    def _publish(self, account_id: str, event: Event) -> str:
-        # Publishing inside the transaction means a refused publish (PublishError) rolls
-        # the change back, so no change goes unannounced. The reverse gap remains: a crash
-        # after publish but before COMMIT announces a change that never happened. A
-        # production service closes it with a transactional outbox table.
+    def _publish(self, s: Session, account_id: str, event: Event) -> str:
+        # Through the outbox: the event is stored in this transaction and relayed to the
+        # broker after it commits (by `tidings run`, or `tidings relay`). A crash before
+        # the commit announces nothing; after it, the event is sent however the process died.
         #
         # The key is the account id: one account's events land in one partition, so every
         # group sees them in the order they happened.
-        return self.app.publish(account_events, event, key=account_id).event_id
+        return self.outbox.publish(s, account_events, event, key=account_id)
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._lock)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        # The lock keeps read-then-write transitions of this process atomic on SQLite too.
+        with self._lock, Session(self.engine) as s, s.begin():
+            yield s
 
-    def _get(self, account_id: str) -> Account:
-        row = self._db.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
-        if row is None:
+    @staticmethod
+    def _get(s: Session, account_id: str) -> Account:
+        row = s.execute(text("SELECT * FROM accounts WHERE id = :id"), {"id": account_id})
+        found = row.mappings().first()
+        if found is None:
             raise AccountNotFound(account_id)
-        return Account(**dict(row))
+        return Account(**found)
 
     def close_store(self) -> None:
-        with self._lock:
-            self._db.close()
-
-
-class _Transaction:
-    """Hold the service lock and one SQLite transaction: commit on success, else roll back."""
-
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.lock.release()
+        self.engine.dispose()
 
 
 def _now() -> str:

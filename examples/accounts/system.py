@@ -7,10 +7,14 @@ with their own timings; `app.py` builds the default one for ``tidings run``.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from sqlalchemy import Engine, create_engine
+
 from tidings import App, Batch
+from tidings.outbox import Inbox, Outbox
 
 from . import analytics, notifications, onboarding, payments
 from .analytics import Analytics
@@ -62,6 +66,9 @@ class AccountSystem:
     """The App and each service's state (the state is what tests and the demo inspect)."""
 
     app: App
+    engine: Engine
+    outbox: Outbox
+    inbox: Inbox
     service: AccountsService
     payments: Payments
     notifications: Notifications
@@ -73,22 +80,40 @@ class AccountSystem:
         self.app.close()
         self.service.close_store()
         self.analytics.close()
+        self.engine.dispose()
 
 
-def build_system(broker: str | None = None, settings: Settings | None = None) -> AccountSystem:
+def build_system(
+    broker: str | None = None, settings: Settings | None = None, database: str | None = None
+) -> AccountSystem:
     """Build the whole system on `broker` (else $TIDINGS_BROKER, else ./.tidings).
 
-    Nothing touches the broker until the first publish or `app.run()`.
+    `database` is the SQLAlchemy URL of the services' database, else
+    $ACCOUNTS_DATABASE_URL (e.g. postgresql+psycopg://user@host/accounts), else a new
+    SQLite file in a temporary directory. Its tables (accounts, the outbox, the inbox,
+    settlements) are created if missing; nothing touches the broker until the first
+    publish or `app.run()`.
     """
     settings = settings or Settings()
     app = App("accounts", broker=broker)
     for topic in (account_events, account_reminders, onboarding_follow_ups):
         app.topic(topic.name, partitions=topic.partitions)
+    url = database or os.environ.get("ACCOUNTS_DATABASE_URL")
+    if not url:
+        url = f"sqlite:///{tempfile.mkdtemp(prefix='accounts-')}/accounts.db"
+    engine = create_engine(url)
+    outbox = app.outbox(engine)  # accounts publishes through it; `tidings run` relays it
+    inbox = app.inbox(engine)  # payments claims each ban in it, once
+    outbox.create_tables()
+    inbox.create_tables()
     gateway = EmailGateway(failure_rate=settings.email_failure_rate, seed=settings.seed)
     return AccountSystem(
         app=app,
-        service=AccountsService(app),
-        payments=payments.register(app, settlement=settings.settlement),
+        engine=engine,
+        outbox=outbox,
+        inbox=inbox,
+        service=AccountsService(app, engine=engine, outbox=outbox),
+        payments=payments.register(app, engine=engine, inbox=inbox, settlement=settings.settlement),
         notifications=notifications.register(
             app, reminder_delay=settings.reminder_delay, gateway=gateway
         ),

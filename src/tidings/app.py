@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tidings.backends.base import Backend
 from tidings.backends.registry import open_backend, resolve_url
@@ -34,6 +34,10 @@ from tidings.runtime.policies import Batch, Retry
 from tidings.runtime.runner import Runner
 from tidings.runtime.spec import ConsumerSpec
 from tidings.topics import declared_spec
+
+if TYPE_CHECKING:
+    from tidings.outbox import Inbox, Outbox
+    from tidings.outbox.tables import AnyEngine
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
@@ -104,6 +108,8 @@ class App:
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
         self._declared: set[str] = set()
+        self.outboxes: list[Outbox] = []
+        self.inboxes: list[Inbox] = []
         self._publisher = Publisher(
             name, self._ready_backend, clock, max_event_bytes=max_event_bytes
         )
@@ -359,6 +365,29 @@ class App:
     def publisher(self) -> Publisher:
         return self._publisher
 
+    # -- the two edges: outbox and inbox (tidings.outbox, extra tidings[outbox]) ----------
+
+    def outbox(self, engine: AnyEngine, **options: Any) -> Outbox:
+        """Publish in SQLAlchemy transactions on `engine`; `run` and `tidings relay` relay them."""
+        from tidings.outbox import Outbox
+
+        self.outboxes.append(Outbox(self._publisher, self._ready_backend, engine, **options))
+        return self.outboxes[-1]
+
+    def inbox(self, engine: AnyEngine, **options: Any) -> Inbox:
+        """Skip events a group already handled, in the handler's transaction on `engine`."""
+        from tidings.outbox import Inbox
+
+        self.inboxes.append(Inbox(engine, **options))
+        return self.inboxes[-1]
+
+    def _edges(self) -> contextlib.AbstractContextManager[None]:
+        if not (self.outboxes or self.inboxes):
+            return contextlib.nullcontext()
+        from tidings.outbox import edges_running
+
+        return edges_running(self.outboxes, self.inboxes)
+
     # -- running consumers ---------------------------------------------------------------
 
     def _workers(self, groups: Iterable[str] | None) -> list[GroupWorker]:
@@ -416,7 +445,8 @@ class App:
             await runner.serve()
 
         try:
-            asyncio.run(main())
+            with self._edges():
+                asyncio.run(main())
         finally:
             self.close()
         if runner.aborted:
@@ -447,7 +477,8 @@ class App:
                 await task
 
             try:
-                loop.run_until_complete(main())
+                with self._edges():
+                    loop.run_until_complete(main())
             except BaseException as exc:
                 errors.append(exc)
             finally:

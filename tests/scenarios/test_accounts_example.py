@@ -188,9 +188,11 @@ def _client(port: int) -> Call:
     return call
 
 
-def test_tidings_run_loads_the_example_app() -> None:
+def test_tidings_run_loads_the_example_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tidings.cli.loader import load_app
 
+    # Not ./accounts.db, the database `tidings run` processes share by default.
+    monkeypatch.setenv("ACCOUNTS_DATABASE_URL", f"sqlite:///{tmp_path / 'accounts.db'}")
     app = load_app("examples.accounts.app:app")
     assert app.groups() == ["payments", "notifications", "analytics", "onboarding"]
     assert app.topics["account-events"].partitions == 3

@@ -42,6 +42,11 @@ def test_demo_loses_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert retried > 0 and dead > 0 and reminders > 0
     assert _row(out, "onboarding")[4] > 0
     assert _row(out, "payments")[3] == 0
+    # The service published through the outbox: all it committed was relayed.
+    edges = re.search(r"Outbox: ([\d,]+) events committed, ([\d,]+) relayed", out)
+    assert edges is not None, out
+    assert edges[1] == edges[2] == "600"
+    assert re.search(r"Inbox: [\d,]+ duplicate deliveries skipped", out), out
 
 
 def test_demo_explains_where_the_example_is_missing(

@@ -20,6 +20,7 @@ from tidings.cli.docs import docs as _docs
 from tidings.cli.groups import groups_app
 from tidings.cli.options import BrokerOpt
 from tidings.cli.publish import publish as _publish
+from tidings.cli.relay import relay as _relay
 from tidings.cli.run import run as _run
 from tidings.cli.schema import schema_app
 from tidings.cli.tail import tail as _tail
@@ -134,6 +135,7 @@ app.command("demo")(_demo)
 app.command("publish")(_publish)
 app.command("tail")(_tail)
 app.command("docs")(_docs)
+app.command("relay")(_relay)
 app.add_typer(topics_app)
 app.add_typer(groups_app)
 app.add_typer(dlq_app)

@@ -25,7 +25,7 @@ from typing import cast
 from rich.text import Text
 
 from tidings.cli import render
-from tidings.cli.demo.audit import audit, print_summary
+from tidings.cli.demo.audit import audit, print_edges, print_summary
 from tidings.cli.demo.example import (
     DemoUnavailable,
     System,
@@ -83,8 +83,9 @@ def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> 
                 return 130
             result = audit(system, run.runner, traffic.event_ids)
         print_summary(console, result, drained=run.drained)
-        keep_data = result.lost > 0
-        return 0 if result.lost == 0 else 1
+        relayed = print_edges(console, system.app)
+        keep_data = result.lost > 0 or not relayed
+        return 0 if result.lost == 0 and relayed else 1
     finally:
         system.close()
         if data_dir is not None:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidings.app import App
 from tidings.backends.base import Backend
 from tidings.cli import render
 from tidings.cli.demo.example import Ledger, System
@@ -191,3 +192,23 @@ def print_summary(console: Console, audit: Audit, *, drained: bool) -> None:
         console.print(Text("✓ Nothing was lost.", style="bold green"))
     else:
         render.error(f"{audit.lost} events were lost.")
+
+
+def print_edges(console: Console, app: App) -> bool:
+    """Print the outbox and inbox lines; return False if a committed event was not relayed."""
+    committed = sum(o.committed for o in app.outboxes)
+    relayed = sum(o.relayed for o in app.outboxes)
+    if app.outboxes:
+        console.print(
+            Text.assemble(
+                ("Outbox: ", "bold"),
+                f"{committed:,} events committed, {relayed:,} relayed",
+                ("" if relayed == committed else " (not all relayed)", "bold red"),
+            )
+        )
+    if app.inboxes:
+        skipped = sum(i.skipped for i in app.inboxes)
+        console.print(
+            Text.assemble(("Inbox: ", "bold"), f"{skipped:,} duplicate deliveries skipped")
+        )
+    return relayed == committed

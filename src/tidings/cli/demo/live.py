@@ -105,6 +105,7 @@ class DemoRun:
         self.drained = (
             phase != "publishing"
             and all(row.idle for row in self.rows)
+            and all(o.relayed >= o.committed for o in self.app.outboxes)
             and self._delayed_delivered()
         )
         live.update(self._view(phase))
