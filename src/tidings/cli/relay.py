@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tidings.cli import render
-from tidings.cli.loader import load_app
 from tidings.cli.options import BrokerOpt
 
 if TYPE_CHECKING:
@@ -39,6 +38,7 @@ def relay(
     Prints how many events were relayed, the backlog left in the outbox, and the age of
     its oldest row.
     """
+    from tidings.cli.loader import load_app  # imported here: the app loads pydantic
     from tidings.outbox import Relay  # optional extra: imported only when used
 
     app = load_app(app_spec)
