@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import require_kafka
+from tests.conftest import drop_kafka_topics, require_kafka
 from tidings.backends.kafka import KafkaBackend
 from tidings.records import TopicPartition
 
@@ -33,9 +33,11 @@ def backend(bootstrap: str) -> Iterator[KafkaBackend]:
 
 
 @pytest.fixture
-def delay_namespace() -> str:
+def delay_namespace() -> Iterator[str]:
     """Delay topics and a scheduler group of this test's own (other test runs share the broker)."""
-    return f"test{uuid.uuid4().hex[:8]}"
+    namespace = f"test{uuid.uuid4().hex[:8]}"
+    yield namespace
+    drop_kafka_topics(f"tidings.delay.{namespace}.")
 
 
 def open_delay_backend(bootstrap: str, namespace: str) -> KafkaBackend:
