@@ -6,10 +6,16 @@ assignment gives to someone else, claiming freed ones, releasing due delays and 
 While nothing is there, `fetch` polls ``PRAGMA data_version`` (a read of the WAL index,
 microseconds) with millisecond sleeps, so a record committed by any process is seen within
 a few milliseconds.
+
+A full store (disk or `max_page_count`) never ends the consumer: reading goes on, and
+heartbeats, group changes and commits that cannot be written are reported (once per
+``FULL_REPORT_INTERVAL``) and tried again later; once space returns they go through (a
+member whose session ran out meanwhile rejoins).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from tidings.backends.base import RebalanceListener
 from tidings.backends.embedded.groups import GroupView, target
 from tidings.backends.embedded.log import Log, TopicMeta
+from tidings.exceptions import StorageFull
 from tidings.records import Record, Start, TopicPartition
 
 if TYPE_CHECKING:
@@ -25,6 +32,12 @@ if TYPE_CHECKING:
 POLL_MIN: Final = 0.001
 POLL_MAX: Final = 0.008
 """Idle polling backs off from 1 ms to 8 ms: latency stays low, idle CPU stays tiny."""
+FULL_REPORT_INTERVAL: Final = 30.0
+"""Seconds between two warnings that the store is full (while it stays full)."""
+FULL_RETRY: Final = 0.5
+"""Seconds a member waits before writing its group changes again on a full store."""
+
+logger = logging.getLogger("tidings.embedded")
 
 
 class EmbeddedConsumer:
@@ -60,6 +73,9 @@ class EmbeddedConsumer:
         # heartbeats); the stored heartbeat is wall time, which every process shares.
         self._last_heartbeat = backend.clock.monotonic()
         self._rotation = 0
+        self._full_since: float | None = None
+        self._full_reported = float("-inf")
+        self._group_retry_at = float("-inf")
         if group is not None:
             with backend.store.errors("join the group in"):
                 self._join(now)
@@ -93,8 +109,8 @@ class EmbeddedConsumer:
         b, conn, group, me = self._b, self._conn, self.group, self.member_id
         tick = b.clock.monotonic()
         if tick - self._last_heartbeat >= b.heartbeat_interval:
+            self._last_heartbeat = tick  # also when it fails: retried at the next beat
             alive = b.membership.heartbeat(conn, group, me, b.clock.time())
-            self._last_heartbeat = tick
             if not alive:
                 self._lose_everything()
         if b.membership.epoch(conn, group) == self._epoch:
@@ -175,8 +191,13 @@ class EmbeddedConsumer:
             self._b.maintain(self._conn)
             if self.group is None:
                 self._sync_reader()
-            else:
-                self._sync_group()
+            elif time.monotonic() >= self._group_retry_at:
+                try:
+                    self._sync_group()
+                    self._space_back()
+                except StorageFull as exc:
+                    self._group_retry_at = time.monotonic() + FULL_RETRY
+                    self._full(exc, "heartbeats and group changes")
             version = self._data_version()
             records = self._read(max_records)
             if records or time.monotonic() >= deadline:
@@ -232,8 +253,35 @@ class EmbeddedConsumer:
             return
         mine = {tp: offset for tp, offset in offsets.items() if tp in self.owned}
         if mine:
-            with self._b.store.errors("commit offsets in"):
-                self._b.membership.commit(self._conn, self.group, self.member_id, mine)
+            try:
+                with self._b.store.errors("commit offsets in"):
+                    self._b.membership.commit(self._conn, self.group, self.member_id, mine)
+            except StorageFull as exc:  # the runtime sends its positions again, every 2 s
+                self._full(exc, "commits")
+                return
+            self._space_back()
+
+    def _full(self, exc: StorageFull, what: str) -> None:
+        """Report that `what` cannot be written (at most every FULL_REPORT_INTERVAL)."""
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since = now
+        if now - self._full_reported >= FULL_REPORT_INTERVAL:
+            self._full_reported = now
+            logger.warning(
+                "Consumer %s of group %s: %s wait for space: %s Reading goes on; they are "
+                "retried until the store accepts writes again.",
+                self.member_id, self.group, what, exc,
+            )  # fmt: skip
+
+    def _space_back(self) -> None:
+        if self._full_since is not None:
+            logger.warning(
+                "Consumer %s of group %s: the store accepts writes again after %.1f s.",
+                self.member_id, self.group, time.monotonic() - self._full_since,
+            )  # fmt: skip
+            self._full_since = None
+            self._full_reported = float("-inf")
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self.paused.update(tp for tp in partitions if tp in self.owned)
@@ -258,8 +306,11 @@ class EmbeddedConsumer:
             self.closed = True
             self._drop(sorted(self.owned))
             if self.group is not None:
-                with self._b.store.errors("leave the group in"):
-                    self._b.membership.leave(self._conn, self.group, self.member_id)
+                try:
+                    with self._b.store.errors("leave the group in"):
+                        self._b.membership.leave(self._conn, self.group, self.member_id)
+                except StorageFull as exc:  # the others take over when our session runs out
+                    self._full(exc, "leaving the group")
         finally:
             self.closed = True
             self._b.store.discard(self._conn)
