@@ -224,3 +224,51 @@ def test_a_trickle_of_small_writes_keeps_the_wal_small(tmp_path: Path) -> None:
     assert b.store.checkpointer.rounds >= 1
     assert largest < 4 * 1024 * 1024, f"the WAL grew to {largest} bytes"
     b.close()
+
+
+def _foreign_store(path: Path, version: int, records_columns: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path / "tidings.db") as raw:
+        raw.execute(f"CREATE TABLE records ({records_columns})")
+        raw.execute("CREATE TABLE topics (name TEXT PRIMARY KEY, partitions INTEGER)")
+        raw.execute(f"PRAGMA user_version = {version}")
+    raw.close()
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_a_store_with_another_table_layout_is_refused_with_what_it_is_and_what_to_do(
+    tmp_path: Path, version: int
+) -> None:
+    _foreign_store(tmp_path, version, "pos INTEGER PRIMARY KEY, ts REAL, key BLOB, value BLOB")
+    with pytest.raises(StorageError) as exc:
+        open_at(tmp_path)
+    text = str(exc.value)
+    assert str(tmp_path / "tidings.db") in text
+    assert "records(pos, ts, key, value)" in text  # what the store has
+    assert "records(pos, ts, key, value, headers)" in text  # what this tidings expects
+    assert "another data directory" in text
+    with sqlite3.connect(tmp_path / "tidings.db") as raw:  # and it was left as it was
+        assert raw.execute("PRAGMA user_version").fetchone() == (version,)
+    raw.close()
+
+
+def test_a_store_with_a_negative_schema_version_is_refused_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    _foreign_store(tmp_path, -3, "pos INTEGER PRIMARY KEY, ts REAL, key BLOB, value BLOB")
+    with pytest.raises(StorageError, match="schema version -3") as exc:
+        open_at(tmp_path)
+    assert "expects schema version 1" in str(exc.value)
+    with sqlite3.connect(tmp_path / "tidings.db") as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (-3,)
+    raw.close()
+
+
+def test_a_store_of_this_version_opens_again_and_an_empty_file_becomes_a_store(
+    tmp_path: Path,
+) -> None:
+    open_at(tmp_path / "a").close()
+    open_at(tmp_path / "a").close()
+    (tmp_path / "b").mkdir()
+    sqlite3.connect(tmp_path / "b" / "tidings.db").close()  # an empty SQLite file
+    open_at(tmp_path / "b").close()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from tidings.backends.embedded.checkpoint import BACKSTOP_PAGES, Checkpointer
-from tidings.backends.embedded.schema import SCHEMA, SCHEMA_VERSION
+from tidings.backends.embedded.schema import SCHEMA, SCHEMA_VERSION, layout, mismatches
 from tidings.exceptions import BrokerError, ConfigurationError, StorageError, StorageFull
 
 DB_NAME: Final = "tidings.db"
@@ -123,20 +123,51 @@ class Store:
         return conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
+        """Check the store's schema, or create it in a file that has no tables yet.
+
+        Raises:
+            StorageError: the file holds another schema version or another table layout
+                (it is left untouched).
+        """
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
+            self._check_layout(conn, version)
             return
-        if version > SCHEMA_VERSION:
+        if version != 0:
+            newer = version > SCHEMA_VERSION
             raise StorageError(
-                f"{self.path} was written by a newer tidings (schema {version}); upgrade "
-                "tidings or use another data directory."
+                f"{self.path} has schema version {version}; this tidings expects schema "
+                f"version {SCHEMA_VERSION}. "
+                + (
+                    "It was written by a newer tidings: upgrade tidings, or "
+                    if newer
+                    else "It was not written by this tidings: "
+                )
+                + "use another data directory (embedded://PATH), or move the store away."
             )
         with self.write(conn):
             # Several processes may start at once: the IMMEDIATE transaction serializes
-            # them and IF NOT EXISTS makes the losers' attempts no-ops.
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            # them, and a loser finds the winner's tables with the version set.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0 and layout(conn):
+                self._check_layout(conn, version)
+            if version == 0:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        if version != 0:
+            self._check_layout(conn, version)
+
+    def _check_layout(self, conn: sqlite3.Connection, version: int) -> None:
+        wrong = mismatches(layout(conn))
+        if wrong:
+            raise StorageError(
+                f"{self.path} is not a store of this tidings: its tables differ from "
+                f"schema version {SCHEMA_VERSION} ({'; '.join(wrong)}; the file says schema "
+                f"version {version}). It was written by another tidings version or another "
+                "program. Use another data directory (embedded://PATH), or move the file "
+                "away; open it with the tidings that wrote it to read its events."
+            )
 
     # -- connections ---------------------------------------------------------------------
 
