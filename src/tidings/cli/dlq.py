@@ -38,7 +38,7 @@ def list_dead_letters(
     as_json: JsonOpt = False,
 ) -> None:
     """List dead-letter topics and their most recent dead letters (why each failed)."""
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         topics = dlq_topics(backend, group)
         records = sorted(
             read_existing(backend, list(topics), last=count),

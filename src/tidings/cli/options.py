@@ -67,9 +67,13 @@ def parse_when(text: str) -> float:
 
 
 @contextlib.contextmanager
-def connect(broker: str | None) -> Iterator[Backend]:
-    """Open the broker named by `broker` (see `--broker`) and close it afterwards."""
-    backend = open_backend(broker)
+def connect(broker: str | None, *, read_only: bool = False) -> Iterator[Backend]:
+    """Open the broker named by `broker` (see `--broker`) and close it afterwards.
+
+    Commands that only look pass `read_only`: they never create an embedded store (a
+    missing one is an error naming its absolute path) and can read one they cannot write.
+    """
+    backend = open_backend(broker, read_only=read_only)
     try:
         yield backend
     finally:

@@ -55,7 +55,7 @@ def tail(
     By default prints the last 10 events and exits. --from-beginning prints all of them
     from the oldest; --follow keeps printing new ones until Ctrl-C. Nothing is committed.
     """
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         require(backend, topic)
         if keep_following:
             start: Start = "earliest" if from_beginning else "latest"

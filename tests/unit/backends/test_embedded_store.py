@@ -272,3 +272,21 @@ def test_a_store_of_this_version_opens_again_and_an_empty_file_becomes_a_store(
     (tmp_path / "b").mkdir()
     sqlite3.connect(tmp_path / "b" / "tidings.db").close()  # an empty SQLite file
     open_at(tmp_path / "b").close()
+
+
+def test_a_read_only_backend_reads_a_live_store_and_refuses_to_write(tmp_path: Path) -> None:
+    writer = open_at(tmp_path)
+    writer.ensure_topics([TopicSpec("t")])
+    writer.produce([OutgoingRecord("t", b"k", b"v")])
+    reader = open_at(tmp_path, read_only=True)
+    try:
+        writer.produce([OutgoingRecord("t", b"k", b"w")])  # seen: the WAL is shared
+        assert [t.end_offsets for t in reader.topics()] == [(2,)]
+        with pytest.raises(StorageError, match="Cannot write"):
+            reader.produce([OutgoingRecord("t", b"k", b"x")])
+    finally:
+        reader.close()
+        writer.close()
+    with pytest.raises(StorageError, match="No tidings store at"):
+        open_at(tmp_path / "missing", read_only=True)
+    assert not (tmp_path / "missing").exists()

@@ -57,6 +57,8 @@ class EmbeddedBackend:
         session_timeout: seconds without a heartbeat after which a member is expired.
         heartbeat_interval: seconds between a member's heartbeats (done inside `fetch`).
         max_page_count: cap on the file's pages (tests use it to simulate a full disk).
+        read_only: open an existing store through SQLite's read-only mode, for commands
+            that only look (nothing is created; writes are refused; no maintenance runs).
         clock: where timestamps, due times, heartbeats and retention read the time.
 
     Raises:
@@ -73,6 +75,7 @@ class EmbeddedBackend:
         session_timeout: float = 6.0,
         heartbeat_interval: float = 1.0,
         max_page_count: int | None = None,
+        read_only: bool = False,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         # Options may arrive as text (environment, URL); numbers are what is compared.
@@ -88,7 +91,13 @@ class EmbeddedBackend:
         self.clock = clock
         self.session_timeout = session_timeout
         self.heartbeat_interval = heartbeat_interval
-        self.store = Store(Path(path), synchronous=synchronous, max_page_count=max_page_count)
+        self.read_only = read_only
+        self.store = Store(
+            Path(path),
+            synchronous=synchronous,
+            max_page_count=max_page_count,
+            read_only=read_only,
+        )
         self.log = Log(self.store)
         self.delays = Delays(self.store, self.log)
         self.membership = Groups(self.store)
@@ -225,7 +234,7 @@ class EmbeddedBackend:
         A store that cannot be written (full disk) must not stop consumers from reading
         or producers from trying: the failure is logged and the work retried later.
         """
-        if self.clock.time() < self._resting_until:
+        if self.read_only or self.clock.time() < self._resting_until:
             return
         if not self._maintaining.acquire(blocking=False):
             return  # another thread of this process is at it

@@ -46,10 +46,19 @@ class Store:
     a short operation; `write(conn)` runs a write transaction on it. Connections are made
     with ``check_same_thread=False`` because a consumer may be opened on one thread and
     polled on another; each connection is still used by one thread at a time.
+
+    With `read_only`, the file is opened through SQLite's read-only mode (``mode=ro``):
+    nothing is created (a missing store raises `StorageError` "No tidings store at PATH"),
+    every write is refused, and a store on a read-only mount can still be read.
     """
 
     def __init__(
-        self, directory: Path, *, synchronous: str = "NORMAL", max_page_count: int | None = None
+        self,
+        directory: Path,
+        *,
+        synchronous: str = "NORMAL",
+        max_page_count: int | None = None,
+        read_only: bool = False,
     ) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
@@ -63,6 +72,7 @@ class Store:
         self.path = directory / DB_NAME
         self.synchronous = mode
         self.max_page_count = max_page_count
+        self.read_only = read_only
         self._write_lock = threading.Lock()
         self._pool: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
@@ -70,7 +80,16 @@ class Store:
         self._closed = False
         self.checkpointer = Checkpointer(self.connect, self.discard, self._write_lock)
         """Copies the WAL into the database file off the writers' threads (`wrote`)."""
-        self._prepare_directory()
+        if read_only:
+            if not self.path.is_file():
+                raise StorageError(
+                    f"No tidings store at {self.directory.absolute()} (it has no {DB_NAME}). "
+                    "Check the path (--broker embedded://PATH, or $TIDINGS_BROKER); a store "
+                    "is created by `tidings run`, `tidings publish`, `tidings topics create` "
+                    "or `tidings demo`."
+                )
+        else:
+            self._prepare_directory()
         conn = self.connect()
         try:
             self._create_schema(conn)
@@ -97,16 +116,14 @@ class Store:
     def connect(self) -> sqlite3.Connection:
         """Open a new connection with the broker's pragmas; the caller must `release` it."""
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
+            conn = self._open()
         except sqlite3.Error as exc:
             raise self.translate(exc, "open") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
-            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            if not self.read_only:
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
+                self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA cache_size = -16000")
             # After a huge batch, shrink the WAL file back once it is checkpointed.
@@ -122,6 +139,29 @@ class Store:
             self._all.append(conn)
         return conn
 
+    def _open(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False, uri=True,
+            )  # fmt: skip
+            conn.execute("PRAGMA user_version").fetchone()  # the WAL index opens lazily
+            return conn
+        except sqlite3.OperationalError:
+            # A WAL store on a read-only mount, closed cleanly (no -shm file, and none can
+            # be created): nobody can be writing it, so read it as an immutable file.
+            if os.access(self.directory, os.W_OK) or (self.directory / f"{DB_NAME}-wal").exists():
+                raise
+        return sqlite3.connect(
+            f"{uri}&immutable=1", isolation_level=None, check_same_thread=False, uri=True
+        )
+
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         """Check the store's schema, or create it in a file that has no tables yet.
 
@@ -130,7 +170,7 @@ class Store:
                 (it is left untouched).
         """
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION or (self.read_only and version == 0):
             self._check_layout(conn, version)
             return
         if version != 0:
