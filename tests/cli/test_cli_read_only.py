@@ -21,7 +21,7 @@ READ_ONLY = [
 ]
 
 
-class Placed(Event):
+class ReadOnlyPlaced(Event):
     n: int
 
 
@@ -56,14 +56,14 @@ def read_only_store(tmp_path: Path) -> Iterator[Path]:
     handled: list[int] = []
 
     @app.consumer(orders, group="billing", retry=None)
-    def bill(event: Placed) -> None:
+    def bill(event: ReadOnlyPlaced) -> None:
         if event.n == 3:
             raise ValueError("no invoice for 3")
         handled.append(event.n)
 
     try:
         for n in range(5):
-            app.publish(orders, Placed(n=n), key=str(n))
+            app.publish(orders, ReadOnlyPlaced(n=n), key=str(n))
         with app.running():
             from tests.helpers import wait_until
 

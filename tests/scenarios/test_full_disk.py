@@ -22,7 +22,7 @@ from tidings.exceptions import StorageFull
 pytestmark = pytest.mark.slow
 
 
-class Note(Event):
+class DiskNote(Event):
     n: int
 
 
@@ -68,26 +68,24 @@ def test_a_group_on_a_full_disk_keeps_running_and_resumes_when_space_returns(
     seen: list[int] = []
 
     @app.consumer(topic, group="g")
-    def handle(event: Note) -> None:
+    def handle(event: DiskNote) -> None:
         seen.append(event.n)
 
     try:
         with app.running() as runner, caplog.at_level(logging.WARNING):
             for n in range(5):
-                app.publish(topic, Note(n=n), key=str(n))
+                app.publish(topic, DiskNote(n=n), key=str(n))
             wait_until(lambda: len(seen) == 5, 10, "the first events")
             ballast = fill(small_disk)
             with pytest.raises(StorageFull):
-                app.publish(topic, Note(n=99), key="x")
+                app.publish(topic, DiskNote(n=99), key="x")
             # Heartbeats (every second) and commits now fail; the worker must outlive them.
             time.sleep(3.0)
-            assert all(w.error is None for w in runner.workers), [
-                w.error for w in runner.workers
-            ]
+            assert all(w.error is None for w in runner.workers), [w.error for w in runner.workers]
             assert "full" in caplog.text
             ballast.unlink()
             for n in range(5, 10):
-                app.publish(topic, Note(n=n), key=str(n))
+                app.publish(topic, DiskNote(n=n), key=str(n))
             wait_until(lambda: len(seen) >= 10, 15, "events after space returned")
         assert sorted(set(seen)) == list(range(10))
     finally:

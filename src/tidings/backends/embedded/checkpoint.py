@@ -15,8 +15,10 @@ Every write transaction counts (the store adds about two pages per commit), so a
 small ones (offset commits, heartbeats, one-event publishes) is checkpointed as well. Under a
 continuous writer a PASSIVE checkpoint never lets the WAL start over (new frames arrive
 while it copies), so when the WAL holds more than `RESTART_FRAMES` the thread runs one
-RESTART checkpoint, holding this process's write lock for those few milliseconds: the WAL
-then stays within a few MiB instead of growing to the backstop's 8 MiB and more.
+RESTART checkpoint: it waits at most `RESTART_WAIT_MS` for the write lock (or tries again
+next round), holds it for those few milliseconds, and the WAL then stays within a few MiB
+instead of growing to the backstop's 8 MiB. It takes no lock of this process (a forked
+child could inherit it held).
 """
 
 from __future__ import annotations
@@ -56,11 +58,9 @@ class Checkpointer:
         self,
         connect: Callable[[], sqlite3.Connection],
         discard: Callable[[sqlite3.Connection], None],
-        write_lock: threading.Lock,
     ) -> None:
         self._connect = connect
         self._discard = discard
-        self._write_lock = write_lock
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._written = 0
@@ -108,17 +108,16 @@ class Checkpointer:
         try:
             while True:
                 self._wake.wait()
-                if self._closed:
-                    return
                 time.sleep(PAUSE)
                 self._wake.clear()
+                if self._closed:  # after the clear: a close never goes unseen
+                    return
                 try:
                     (_busy, frames, _done) = conn.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)"
                     ).fetchone()
                     if frames > RESTART_FRAMES:
-                        with self._write_lock:
-                            conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                     self.rounds += 1
                 except sqlite3.Error as exc:
                     logger.debug("Embedded WAL checkpoint failed (will retry): %s", exc)

@@ -73,6 +73,10 @@ class EmbeddedConsumer:
         # heartbeats); the stored heartbeat is wall time, which every process shares.
         self._last_heartbeat = backend.clock.monotonic()
         self._rotation = 0
+        self._version = -1
+        """`PRAGMA data_version` when the store was last looked at."""
+        self._dirty = True
+        """Whether reading may find something (positions moved, or the store changed)."""
         self._full_since: float | None = None
         self._full_reported = float("-inf")
         self._group_retry_at = float("-inf")
@@ -89,6 +93,7 @@ class EmbeddedConsumer:
                       b.session_timeout, now)  # fmt: skip
         self._last_heartbeat = b.clock.monotonic()
         self._epoch = -1
+        self._dirty = True
 
     def _drop(self, tps: Sequence[TopicPartition]) -> None:
         for tp in tps:
@@ -111,9 +116,10 @@ class EmbeddedConsumer:
         if tick - self._last_heartbeat >= b.heartbeat_interval:
             self._last_heartbeat = tick  # also when it fails: retried at the next beat
             alive = b.membership.heartbeat(conn, group, me, b.clock.time())
+            self._dirty = True  # it may have expired others: look at the epoch
             if not alive:
                 self._lose_everything()
-        if b.membership.epoch(conn, group) == self._epoch:
+        if not self._dirty or b.membership.epoch(conn, group) == self._epoch:
             return
         view = b.membership.view(conn, group)
         if me not in view.members:  # expired by another member since our last heartbeat
@@ -149,6 +155,7 @@ class EmbeddedConsumer:
         if claimed is None:  # expired between the view and the claim: next fetch rejoins
             self._lose_everything()
             return
+        self._dirty = True
         for tp, committed in claimed.items():
             self.owned.add(tp)
             self.positions[tp] = committed if committed is not None else self._initial(tp)
@@ -171,6 +178,7 @@ class EmbeddedConsumer:
         for tp in gained:
             self.owned.add(tp)
             self.positions[tp] = self._initial(tp)
+            self._dirty = True
         if gained and self.listener:
             self.listener.on_assigned(gained)
 
@@ -188,7 +196,14 @@ class EmbeddedConsumer:
     def _fetch(self, max_records: int, timeout: float) -> list[Record]:
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self.closed:
-            self._b.maintain(self._conn)
+            # Nothing to look at unless another connection committed (data_version), this
+            # one wrote (maintenance, a heartbeat) or positions changed here (`_dirty`).
+            if self._b.maintain(self._conn):
+                self._dirty = True
+            seen = self._b.changes.count  # before data_version: no change falls in between
+            version = self._data_version()
+            if version != self._version:
+                self._version, self._dirty = version, True
             if self.group is None:
                 self._sync_reader()
             elif time.monotonic() >= self._group_retry_at:
@@ -198,11 +213,15 @@ class EmbeddedConsumer:
                 except StorageFull as exc:
                     self._group_retry_at = time.monotonic() + FULL_RETRY
                     self._full(exc, "heartbeats and group changes")
-            version = self._data_version()
-            records = self._read(max_records)
+            records: list[Record] = []
+            if self._dirty:
+                self._dirty = False
+                records = self._read(max_records)
+                if len(records) >= max_records:
+                    self._dirty = True  # more may be waiting
             if records or time.monotonic() >= deadline:
                 return records
-            self._wait(version, deadline)
+            self._wait(version, seen, deadline)
         return []
 
     def _data_version(self) -> int:
@@ -227,9 +246,17 @@ class EmbeddedConsumer:
                     break
         return out
 
-    def _wait(self, version: int, deadline: float) -> None:
-        """Sleep until another connection commits, a delay or heartbeat is due, or deadline."""
+    def _wait(self, version: int, seen: int, deadline: float) -> None:
+        """Sleep until another connection commits, a delay or heartbeat is due, or deadline.
+
+        Woken by `Changes` (inotify) where it is active; otherwise polls with sleeps
+        backing off from POLL_MIN to POLL_MAX.
+        """
         b = self._b
+        changes = b.changes
+        if changes.start():
+            self._wait_for_change(version, seen, deadline)
+            return
         pause = POLL_MIN
         heartbeat_due = self._last_heartbeat + b.heartbeat_interval
         while True:
@@ -243,6 +270,26 @@ class EmbeddedConsumer:
             if self.group is not None and b.clock.monotonic() >= heartbeat_due:
                 return
             if b.delay_due(self._conn):
+                return
+
+    def _wait_for_change(self, version: int, seen: int, deadline: float) -> None:
+        b, changes = self._b, self._b.changes
+        while changes.active:
+            wake = deadline
+            if self.group is not None:
+                beat = self._last_heartbeat + b.heartbeat_interval - b.clock.monotonic()
+                wake = min(wake, time.monotonic() + max(beat, 0.0))
+            due_in = b.due_in()
+            if due_in is not None:
+                wake = min(wake, time.monotonic() + due_in)
+            left = wake - time.monotonic()
+            if left <= 0:
+                return
+            changes.wait(seen, left)
+            if changes.count == seen:
+                return  # nothing changed: it is time for the heartbeat, a delay or the end
+            seen = changes.count
+            if self._data_version() != version:
                 return
 
     # -- the rest of the handle ----------------------------------------------------------
@@ -288,10 +335,12 @@ class EmbeddedConsumer:
 
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         self.paused.difference_update(partitions)
+        self._dirty = True
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         if partition in self.owned:
             self.positions[partition] = offset
+            self._dirty = True
 
     def assignment(self) -> list[TopicPartition]:
         return sorted(self.owned)

@@ -122,7 +122,8 @@ def mismatches(found: Layout) -> list[str]:
         if have is None:
             out.append(f"no table {table}")
         elif have != columns:
-            out.append(f"{table}({', '.join(have)}) where {table}({', '.join(columns)}) is expected")
+            found_cols, wanted = ", ".join(have), ", ".join(columns)
+            out.append(f"{table}({found_cols}) where {table}({wanted}) is expected")
     return out
 
 

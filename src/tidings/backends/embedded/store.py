@@ -78,7 +78,7 @@ class Store:
         self._all: list[sqlite3.Connection] = []
         self._pool_lock = threading.Lock()
         self._closed = False
-        self.checkpointer = Checkpointer(self.connect, self.discard, self._write_lock)
+        self.checkpointer = Checkpointer(self.connect, self.discard)
         """Copies the WAL into the database file off the writers' threads (`wrote`)."""
         if read_only:
             if not self.path.is_file():
@@ -238,6 +238,16 @@ class Store:
             yield
         except sqlite3.Error as exc:
             raise self.translate(exc, doing) from exc
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every SQL statement run on this store's open connections.
+
+        For diagnostics and tests (how much an idle consumer queries); None stops it.
+        """
+        with self._pool_lock:
+            conns = list(self._all)
+        for conn in conns:
+            conn.set_trace_callback(callback)
 
     def release(self, conn: sqlite3.Connection) -> None:
         """Return a connection from `connect` to the pool for reuse."""
