@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
 from tidings.backends.kafka.topic_watch import TopicWatch
@@ -91,15 +91,17 @@ def starting_points(
         elif p.topic in known:
             LOG.warning(
                 "group %s: %s[%d] has no committed offset although the group has read "
-                "%s before (partitions were added, or the topic was recreated); reading it from "
-                "the earliest offset.",
+                "%s before (partitions were added, or the topic was recreated); reading it "
+                "from the earliest offset.",
                 group, p.topic, p.partition, p.topic,
             )  # fmt: skip
-            out.append(KafkaTP(p.topic, p.partition, OFFSET_BEGINNING))
+            out.append(KafkaTP(p.topic, p.partition))  # auto.offset.reset: earliest
         elif start == "latest":
             out.append(KafkaTP(p.topic, p.partition, ends[tp]))
         else:
-            out.append(KafkaTP(p.topic, p.partition, OFFSET_BEGINNING))
+            # No explicit logical offset: a listener's seek must not be undone when
+            # librdkafka resolves it later. auto.offset.reset is earliest.
+            out.append(KafkaTP(p.topic, p.partition))
     return out
 
 
