@@ -79,10 +79,15 @@ def broker() -> Iterator[Broker]:
     started = subprocess.run([script, "start"], env=env, capture_output=True, check=False)
     if started.returncode != 0:
         pytest.skip(f"cannot start a broker on {PORT}: {started.stderr.decode()[-300:]}")
+    handle = Broker(env)
     try:
-        yield Broker(env)
+        yield handle
     finally:
         subprocess.run([script, "stop"], env=env, capture_output=True, check=False)
+        if handle.proc is not None:  # the JVM the test relaunched: reap it
+            if handle.proc.poll() is None:
+                handle.proc.kill()
+            handle.proc.wait(30)
 
 
 def test_groups_and_delays_resume_within_seconds_after_a_long_outage(broker: Broker) -> None:
