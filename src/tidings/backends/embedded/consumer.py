@@ -159,14 +159,28 @@ class EmbeddedConsumer:
         for tp, committed in claimed.items():
             self.owned.add(tp)
             self.positions[tp] = committed if committed is not None else self._initial(tp)
+            if committed is None and self.start == "latest" and self._read_before(tp.topic):
+                # "start applies once": the group read this topic before, so this
+                # partition's events are not older than its start; read them all.
+                self.positions[tp] = Log.bounds(conn, self._metas[tp.topic])[tp.partition][0]
+                logger.warning(
+                    "group %s: %s[%d] has no committed offset although the group has read "
+                    "%s before; reading it from the earliest offset, %d.",
+                    group, tp.topic, tp.partition, tp.topic, self.positions[tp],
+                )  # fmt: skip
         if claimed and self.listener:
             self.listener.on_assigned(sorted(claimed))
 
+    def _read_before(self, topic: str) -> bool:
+        """Whether the group committed an offset on any partition of `topic`."""
+        row = self._conn.execute(
+            "SELECT 1 FROM offsets WHERE grp = ? AND topic = ? LIMIT 1", (self.group, topic)
+        ).fetchone()
+        return row is not None
+
     def _initial(self, tp: TopicPartition) -> int:
-        if self.start == "earliest":
-            return 0  # reads begin at the log start, wherever retention put it
-        _start, end = Log.bounds(self._conn, self._metas[tp.topic])[tp.partition]
-        return end
+        start, end = Log.bounds(self._conn, self._metas[tp.topic])[tp.partition]
+        return start if self.start == "earliest" else end
 
     def _sync_reader(self) -> None:
         gained = [
@@ -240,11 +254,21 @@ class EmbeddedConsumer:
                 max_records - len(out),
             )  # fmt: skip
             if records:
+                if records[0].offset > self.positions[tp] and self.group is not None:
+                    self._skipped(tp, records[0].offset)
                 out.extend(records)
                 self.positions[tp] = records[-1].offset + 1
                 if len(out) >= max_records:
                     break
         return out
+
+    def _skipped(self, tp: TopicPartition, first: int) -> None:
+        """Say that retention deleted records of `tp` before this group read them."""
+        logger.warning(
+            "group %s: %s[%d] offsets %d to %d were deleted by retention before the group "
+            "read them; reading on from %d, the earliest retained offset.",
+            self.group, tp.topic, tp.partition, self.positions[tp], first - 1, first,
+        )  # fmt: skip
 
     def _wait(self, version: int, seen: int, deadline: float) -> None:
         """Sleep until another connection commits, a delay or heartbeat is due, or deadline.
