@@ -4,7 +4,7 @@ A member whose session ran out during the outage used to rejoin as a new member 
 for its old self to time out on the broker (10 s for the delay scheduler, 45 s for groups).
 Members are static (``group.instance.id``), so they rejoin as themselves.
 
-The test runs a broker of its own on port 29092 (never the shared one), stops its JVM
+The test runs a broker of its own on port 29292 (never the shared one), stops its JVM
 (keeping its data) for longer than the sessions, and starts it again.
 """
 
@@ -26,7 +26,7 @@ from tidings import App, Event
 
 pytestmark = [pytest.mark.kafka, pytest.mark.chaos, pytest.mark.slow]
 
-PORT = 29092
+PORT = 29292  # not 29092: other test brokers and clusters tend to sit there
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_MS = 6000  # shorter than the 45 s default, to keep the outage (and the test) short
 
