@@ -81,6 +81,7 @@ def test_follow_prints_new_events_and_stops_after_n(cli: Cli) -> None:
 
 
 def test_tail_of_a_missing_topic_is_an_error(cli: Cli) -> None:
+    cli.ok("topics", "create", "other")  # a store without the topic (no store: another error)
     result = cli("tail", "nothing-here")
     assert result.exit_code == 1
     assert "No topic 'nothing-here'" in result.stderr

@@ -24,8 +24,13 @@ def resolve_url(broker: str | None) -> str:
     return url
 
 
-def open_backend(broker: str | None, options: Mapping[str, Any] | None = None) -> Backend:
+def open_backend(
+    broker: str | None, options: Mapping[str, Any] | None = None, *, read_only: bool = False
+) -> Backend:
     """Open the backend for `broker` (see `resolve_url`).
+
+    With `read_only`, an embedded store is opened for reading only (it must exist; nothing
+    is created or written); other backends ignore it.
 
     URLs: ``embedded://PATH`` (a data directory; relative paths are relative to the working
     directory), ``kafka://host:port[,host:port]``, ``memory://NAME`` (in-process, for tests).
@@ -48,6 +53,8 @@ def open_backend(broker: str | None, options: Mapping[str, Any] | None = None) -
     if scheme == "embedded":
         from tidings.backends.embedded import EmbeddedBackend
 
+        if read_only:
+            opts["read_only"] = True
         return EmbeddedBackend(Path(rest or DEFAULT_DIR), url=url, **opts)
     if scheme == "kafka":
         servers = urlsplit(url).netloc or rest

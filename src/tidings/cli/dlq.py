@@ -37,7 +37,7 @@ def list_dead_letters(
     """
     from tidings.cli import dlq_index  # imported here: it loads pydantic
 
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         topics = dlq_index.dlq_topics(backend, group)
         if group and not topics and group not in {g.group for g in backend.groups()}:
             no_dead_letters(backend, group)

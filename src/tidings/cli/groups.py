@@ -21,7 +21,7 @@ groups_app = typer.Typer(
 @groups_app.command("list")
 def list_groups(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
     """List consumer groups with their state, members and total lag."""
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         infos = backend.groups()
         url = backend.url
     if as_json:
@@ -44,7 +44,7 @@ def describe_group(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a group's committed offset, end offset, lag and owner for each partition."""
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         info = require_group(backend, group)
     if as_json:
         render.emit_json(group_json(info))

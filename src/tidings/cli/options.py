@@ -74,9 +74,11 @@ def parse_when(text: str) -> float:
 
 
 @contextlib.contextmanager
-def connect(broker: str | None) -> Iterator[Backend]:
+def connect(broker: str | None, *, read_only: bool = False) -> Iterator[Backend]:
     """Open the broker named by `broker` (see `--broker`) and close it afterwards.
 
+    Commands that only look pass `read_only`: they never create an embedded store (a
+    missing one is an error naming its absolute path) and can read one they cannot write.
     The Kafka client's log lines (e.g. one per failed connection attempt) are held back
     meanwhile: a command that cannot reach the broker fails with one clear error instead.
     """
@@ -84,7 +86,7 @@ def connect(broker: str | None) -> Iterator[Backend]:
     level = client_log.level
     client_log.setLevel(logging.CRITICAL)
     try:
-        backend = open_backend(broker)
+        backend = open_backend(broker, read_only=read_only)
         try:
             yield backend
         finally:

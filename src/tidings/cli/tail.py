@@ -65,7 +65,7 @@ def tail(
     With --app, each value is validated into the app's Event class (upcast from an older
     version); one that cannot be shows raw, its reason in the ``tidings-decode-error`` header.
     """
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         require(backend, topic)
         if keep_following:
             start: Start = "earliest" if from_beginning else "latest"

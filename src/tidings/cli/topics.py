@@ -20,7 +20,7 @@ topics_app = typer.Typer(
 @topics_app.command("list")
 def list_topics(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
     """List topics: partitions, retention, events stored and delayed events pending."""
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         infos = backend.topics()
         url = backend.url
     if as_json:
@@ -112,7 +112,7 @@ def describe_topic(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a topic's partitions with their start and end offsets, and its delayed events."""
-    with connect(broker) as backend:
+    with connect(broker, read_only=True) as backend:
         info = require(backend, name)
     if as_json:
         render.emit_json(topic_json(info))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from pathlib import Path
+
+import pytest
 
 from tidings.backends.embedded import EmbeddedBackend
 from tidings.backends.embedded.log import RETENTION_BATCH
@@ -88,4 +91,53 @@ def test_reset_to_a_time_finds_the_first_record_at_or_after_it(tmp_path: Path) -
     produce(b, "forever", 2)
     assert b.reset_group("g", "forever", when) == {TopicPartition("forever", 0): 3}
     assert b.reset_group("g", "forever", when + 1) == {TopicPartition("forever", 0): 5}
+    b.close()
+
+
+def test_a_group_whose_committed_offset_retention_passed_resumes_at_the_log_start_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    b, clock = setup(tmp_path)
+    produce(b, "forever", 0)
+    b.produce([OutgoingRecord("t", None, b"old", partition=0) for _ in range(5)])
+    c = b.open_consumer("g", ["t"], start="latest", listener=None)
+    c.fetch(10, 0)  # joins: latest is offset 5 of partition 0
+    c.commit({TopicPartition("t", 0): 2}, sync=True)  # as if it had handled 0 and 1
+    c.close()
+    clock.advance(0.5 * HOUR)
+    b.produce([OutgoingRecord("t", None, b"new", partition=0) for _ in range(3)])
+    clock.advance(0.6 * HOUR)
+    assert b.enforce_retention() == 5  # offsets 2..4 went before the group read them
+    c = b.open_consumer("g", ["t"], start="latest", listener=None)
+    with caplog.at_level(logging.WARNING):
+        got = c.fetch(10, 0)
+    assert [(r.partition, r.offset) for r in got] == [(0, 5), (0, 6), (0, 7)]
+    assert "t[0]" in caplog.text and "retention" in caplog.text and "2 to 4" in caplog.text
+    c.close()
+
+    # A new group starting at the earliest retained offset is told nothing.
+    caplog.clear()
+    fresh = b.open_consumer("h", ["t"], start="earliest", listener=None)
+    with caplog.at_level(logging.WARNING):
+        assert [r.offset for r in fresh.fetch(10, 0)] == [5, 6, 7]
+    assert "retention" not in caplog.text
+    fresh.close()
+    b.close()
+
+
+def test_start_latest_applies_once_a_partition_without_commit_is_read_from_its_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    b, _clock = setup(tmp_path)
+    c = b.open_consumer("g", ["t"], start="latest", listener=None)
+    c.fetch(10, 0)
+    c.commit({TopicPartition("t", 0): 0}, sync=True)  # partition 1: never committed
+    c.close()
+    b.produce([OutgoingRecord("t", None, b"x", partition=p) for p in (0, 1, 1)])
+    c = b.open_consumer("g", ["t"], start="latest", listener=None)
+    with caplog.at_level(logging.WARNING):
+        got = c.fetch(10, 0)
+    assert sorted((r.partition, r.offset) for r in got) == [(0, 0), (1, 0), (1, 1)]
+    assert "t[1] has no committed offset" in caplog.text
+    c.close()
     b.close()

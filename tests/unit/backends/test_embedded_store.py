@@ -178,6 +178,7 @@ def test_processes_racing_with_conflicting_declarations_all_but_one_refused(
 
 
 def test_bulk_writes_are_checkpointed_off_the_writer_thread(tmp_path: Path) -> None:
+    others = set(threading.enumerate())  # earlier tests' stores may still have theirs
     b = open_at(tmp_path)
     b.ensure_topics([TopicSpec("t", partitions=2)])
     value = b"x" * 1000
@@ -185,12 +186,18 @@ def test_bulk_writes_are_checkpointed_off_the_writer_thread(tmp_path: Path) -> N
         b.produce([OutgoingRecord("t", str(i).encode(), value) for i in range(1000)])
     checkpointer = b.store.checkpointer
     deadline = time.monotonic() + 10
-    while checkpointer.rounds == 0 and time.monotonic() < deadline:
+    # The records are copied from the WAL into the database file itself.
+    while (
+        checkpointer.rounds == 0 or b.path.stat().st_size <= 2_000_000
+    ) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert checkpointer.rounds >= 1
-    # The records were copied from the WAL into the database file itself.
     assert b.path.stat().st_size > 2_000_000
-    threads = [t for t in threading.enumerate() if t.name == "tidings-embedded-checkpoint"]
+    threads = [
+        t
+        for t in threading.enumerate()
+        if t.name == "tidings-embedded-checkpoint" and t not in others
+    ]
     assert threads
     b.close()
     assert not any(t.is_alive() for t in threads)
@@ -212,6 +219,12 @@ def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> 
     value = b"x" * 1000
     b.produce([OutgoingRecord("t", None, value) for _ in range(1500)])  # parent's thread runs
     assert any(t.name == "tidings-embedded-checkpoint" for t in threading.enumerate())
+    # Fork once that thread is back to waiting: a thread inside SQLite at the fork would
+    # leave SQLite's own (C) mutexes held in the child, which no Python code can undo.
+    deadline = time.monotonic() + 10
+    while b.store.checkpointer.rounds == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
     pid = os.fork()
     if pid == 0:  # the child: its first large write must not hang on the parent's lock
         code = 1
@@ -224,6 +237,97 @@ def test_a_forked_child_checkpoints_with_a_thread_of_its_own(tmp_path: Path) -> 
             code = 0 if b.store.checkpointer.rounds > before else 2
         finally:
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    deadline = time.monotonic() + 30
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.05)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:  # hung: fail instead of leaving a stuck child behind
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert done and os.waitstatus_to_exitcode(status) == 0
     b.close()
+
+
+def test_a_trickle_of_small_writes_keeps_the_wal_small(tmp_path: Path) -> None:
+    # A continuous writer of small events (and commits, heartbeats): each transaction
+    # appends whole pages to the WAL, so counting only event bytes let it reach the 8 MiB
+    # backstop, uncheckpointed, for 300 KB of events.
+    b = open_at(tmp_path)
+    b.ensure_topics([TopicSpec("t", partitions=3)])
+    wal = tmp_path / "tidings.db-wal"
+    largest = 0
+    for i in range(3000):
+        b.produce([OutgoingRecord("t", str(i).encode(), b"x" * 100)])
+        time.sleep(0.0005)  # a trickle, not a burst: the checkpoint thread gets to run
+        if i % 50 == 0:
+            largest = max(largest, wal.stat().st_size)
+    assert b.store.checkpointer.rounds >= 1
+    assert largest < 6 * 1024 * 1024, f"the WAL grew to {largest} bytes"  # before: 8.2 MB
+    b.close()
+
+
+def _foreign_store(path: Path, version: int, records_columns: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path / "tidings.db") as raw:
+        raw.execute(f"CREATE TABLE records ({records_columns})")
+        raw.execute("CREATE TABLE topics (name TEXT PRIMARY KEY, partitions INTEGER)")
+        raw.execute(f"PRAGMA user_version = {version}")
+    raw.close()
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_a_store_with_another_table_layout_is_refused_with_what_it_is_and_what_to_do(
+    tmp_path: Path, version: int
+) -> None:
+    _foreign_store(tmp_path, version, "pos INTEGER PRIMARY KEY, ts REAL, key BLOB, value BLOB")
+    with pytest.raises(StorageError) as exc:
+        open_at(tmp_path)
+    text = str(exc.value)
+    assert str(tmp_path / "tidings.db") in text
+    assert "records(pos, ts, key, value)" in text  # what the store has
+    assert "records(pos, ts, key, value, headers)" in text  # what this tidings expects
+    assert "another data directory" in text
+    with sqlite3.connect(tmp_path / "tidings.db") as raw:  # and it was left as it was
+        assert raw.execute("PRAGMA user_version").fetchone() == (version,)
+    raw.close()
+
+
+def test_a_store_with_a_negative_schema_version_is_refused_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    _foreign_store(tmp_path, -3, "pos INTEGER PRIMARY KEY, ts REAL, key BLOB, value BLOB")
+    with pytest.raises(StorageError, match="schema version -3") as exc:
+        open_at(tmp_path)
+    assert "expects schema version 1" in str(exc.value)
+    with sqlite3.connect(tmp_path / "tidings.db") as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (-3,)
+    raw.close()
+
+
+def test_a_store_of_this_version_opens_again_and_an_empty_file_becomes_a_store(
+    tmp_path: Path,
+) -> None:
+    open_at(tmp_path / "a").close()
+    open_at(tmp_path / "a").close()
+    (tmp_path / "b").mkdir()
+    sqlite3.connect(tmp_path / "b" / "tidings.db").close()  # an empty SQLite file
+    open_at(tmp_path / "b").close()
+
+
+def test_a_read_only_backend_reads_a_live_store_and_refuses_to_write(tmp_path: Path) -> None:
+    writer = open_at(tmp_path)
+    writer.ensure_topics([TopicSpec("t")])
+    writer.produce([OutgoingRecord("t", b"k", b"v")])
+    reader = open_at(tmp_path, read_only=True)
+    try:
+        writer.produce([OutgoingRecord("t", b"k", b"w")])  # seen: the WAL is shared
+        assert [t.end_offsets for t in reader.topics()] == [(2,)]
+        with pytest.raises(StorageError, match="Cannot write"):
+            reader.produce([OutgoingRecord("t", b"k", b"x")])
+    finally:
+        reader.close()
+        writer.close()
+    with pytest.raises(StorageError, match="No tidings store at"):
+        open_at(tmp_path / "missing", read_only=True)
+    assert not (tmp_path / "missing").exists()

@@ -12,6 +12,7 @@ from typing import Final
 
 from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
 from tidings.backends.embedded import admin
+from tidings.backends.embedded.changes import Changes
 from tidings.backends.embedded.codec import encode_headers
 from tidings.backends.embedded.consumer import EmbeddedConsumer
 from tidings.backends.embedded.delays import DelayedRow, Delays
@@ -56,6 +57,8 @@ class EmbeddedBackend:
         session_timeout: seconds without a heartbeat after which a member is expired.
         heartbeat_interval: seconds between a member's heartbeats (done inside `fetch`).
         max_page_count: cap on the file's pages (tests use it to simulate a full disk).
+        read_only: open an existing store through SQLite's read-only mode, for commands
+            that only look (nothing is created; writes are refused; no maintenance runs).
         clock: where timestamps, due times, heartbeats and retention read the time.
         replication, min_insync_replicas: accepted and ignored, like a topic's
             `replication` and `config`: one machine keeps one copy, so an App configured
@@ -75,6 +78,7 @@ class EmbeddedBackend:
         session_timeout: float = 6.0,
         heartbeat_interval: float = 1.0,
         max_page_count: int | None = None,
+        read_only: bool = False,
         clock: Clock = SYSTEM_CLOCK,
         replication: int | None = None,
         min_insync_replicas: int | None = None,
@@ -92,13 +96,22 @@ class EmbeddedBackend:
         self.clock = clock
         self.session_timeout = session_timeout
         self.heartbeat_interval = heartbeat_interval
-        self.store = Store(Path(path), synchronous=synchronous, max_page_count=max_page_count)
+        self.read_only = read_only
+        self.store = Store(
+            Path(path),
+            synchronous=synchronous,
+            max_page_count=max_page_count,
+            read_only=read_only,
+        )
+        self.changes = Changes(self.store.directory)
+        """Wakes this process's idle consumers when the store changes (see `changes`)."""
         self.log = Log(self.store)
         self.delays = Delays(self.store, self.log)
         self.membership = Groups(self.store)
         self._due_lock = threading.Lock()
         self._next_due: float | None = None
         self._due_checked: float | None = None
+        self._due_count = -1
         self._retention_at = 0.0
         self._maintaining = threading.Lock()
         self._partition_cache: dict[tuple[bytes, int], int] = {}
@@ -189,6 +202,7 @@ class EmbeddedBackend:
             if delayed:
                 Delays.schedule(conn, delayed)
         self.store.checkpointer.wrote(sum([len(row[2] or b"") for row in rows]))
+        self.changes.notify()
         if delayed:
             with self._due_lock:
                 first = min(d[0] for d in delayed)
@@ -206,13 +220,19 @@ class EmbeddedBackend:
         now = self.clock.time()
         if now < self._resting_until:
             return False  # the last release failed (full disk?): fetch must not spin on it
+        count = self.changes.count
         with self._due_lock:
-            stale = self._due_checked is None or now - self._due_checked >= DUE_REFRESH
+            checked = self._due_checked
+            stale = checked is None or (
+                now - checked >= DUE_REFRESH
+                # With change reports, the store is re-read only after it changed.
+                and (not self.changes.active or count != self._due_count or now - checked >= 1)
+            )
             if not stale and not (self._next_due is not None and self._next_due <= now):
                 return False
         due = Delays.next_due(conn)
         with self._due_lock:
-            self._next_due, self._due_checked = due, now
+            self._next_due, self._due_checked, self._due_count = due, now, count
         return due is not None and due <= now
 
     def _maintenance_due(self, now: float) -> bool:
@@ -225,25 +245,33 @@ class EmbeddedBackend:
             or now >= self._retention_at
         )
 
-    def maintain(self, conn: sqlite3.Connection) -> None:
+    def due_in(self) -> float | None:
+        """Seconds until the earliest delayed record known to this process is due, or None."""
+        due = self._next_due
+        return None if due is None else max(due - self.clock.time(), 0.0)
+
+    def maintain(self, conn: sqlite3.Connection) -> bool:
         """Move due delayed records and apply retention, if it is time (cheap otherwise).
 
-        A store that cannot be written (full disk) must not stop consumers from reading
-        or producers from trying: the failure is logged and the work retried later.
+        Returns whether it wrote through `conn` (whose reader then cannot tell from
+        ``PRAGMA data_version``, which only counts other connections' commits). A store
+        that cannot be written (full disk) must not stop consumers from reading or
+        producers from trying: the failure is logged and the work retried later.
         """
-        if self.clock.time() < self._resting_until:
-            return
+        if self.read_only or self.clock.time() < self._resting_until:
+            return False
         if not self._maintaining.acquire(blocking=False):
-            return  # another thread of this process is at it
+            return False  # another thread of this process is at it
+        wrote = False
         try:
             if self.delay_due(conn):
-                self.delays.release(conn, self.clock.time(), batches=RELEASE_BATCHES)
+                wrote = self.delays.release(conn, self.clock.time(), batches=RELEASE_BATCHES) > 0
                 with self._due_lock:
                     self._due_checked = None
             now = self.clock.time()
             if now >= self._retention_at:
                 self._retention_at = now + RETENTION_INTERVAL
-                self.log.enforce_retention(conn, now)
+                wrote = self.log.enforce_retention(conn, now) > 0 or wrote
         except StorageError as exc:
             now = self.clock.time()
             self._resting_until = now + MAINTENANCE_BACKOFF
@@ -252,6 +280,9 @@ class EmbeddedBackend:
                 logger.warning("Embedded broker maintenance failed (will retry): %s", exc)
         finally:
             self._maintaining.release()
+        if wrote:
+            self.changes.notify()
+        return wrote
 
     def release_due(self) -> int:
         """Append every delayed record that is due now; return how many (for tests, CLI)."""
@@ -324,4 +355,5 @@ class EmbeddedBackend:
 
     def close(self) -> None:
         """Close every connection (consumers should be closed first)."""
+        self.changes.close()
         self.store.close()

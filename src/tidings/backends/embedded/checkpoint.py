@@ -10,6 +10,15 @@ GIL released, on the second core. `wal_autocheckpoint` stays at SQLite's 1,000 p
 at 1,000 events/s 15-17 ms instead of 7-9 ms (`python -m benchmarks --only
 tidings-embedded,latency`), and it is the fallback whenever this thread is behind. A forked
 child starts a thread of its own on its first large write.
+
+Every write transaction counts (the store adds about two pages per commit), so a trickle of
+small ones (offset commits, heartbeats, one-event publishes) is checkpointed as well. Under a
+continuous writer a PASSIVE checkpoint never lets the WAL start over (new frames arrive
+while it copies), so when the WAL holds more than `RESTART_FRAMES` the thread runs one
+RESTART checkpoint: it waits at most `RESTART_WAIT_MS` for the write lock (or tries again
+next round), holds it for those few milliseconds, and the WAL then stays within a few MiB
+instead of growing to the backstop's 8 MiB. It takes no lock of this process (a forked
+child could inherit it held).
 """
 
 from __future__ import annotations
@@ -29,6 +38,10 @@ BACKSTOP_PAGES: Final = 1000
 """`PRAGMA wal_autocheckpoint` of every connection (SQLite's default; 8 MiB of 8 KiB pages)."""
 TRIGGER_BYTES: Final = 1 << 20
 """Bytes written since the last checkpoint that wake the checkpoint thread."""
+RESTART_FRAMES: Final = 256
+"""WAL frames (pages) above which a checkpoint restarts the WAL (2 MiB of 8 KiB pages)."""
+RESTART_WAIT_MS: Final = 20
+"""Milliseconds a RESTART checkpoint waits for readers before leaving it to the next round."""
 PAUSE: Final = 0.02
 """Seconds the thread waits after waking, so that a burst of commits shares a checkpoint."""
 
@@ -86,18 +99,25 @@ class Checkpointer:
     def _run(self) -> None:
         try:
             conn = self._connect()
+            # A RESTART that finds a reader on an old snapshot gives up at once (and is
+            # tried next round) rather than holding the write lock while it waits.
+            conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
         except Exception as exc:  # the writers' automatic checkpoint still runs
             logger.debug("Embedded checkpoint thread cannot open the store: %s", exc)
             return
         try:
             while True:
                 self._wake.wait()
-                if self._closed:
-                    return
                 time.sleep(PAUSE)
                 self._wake.clear()
+                if self._closed:  # after the clear: a close never goes unseen
+                    return
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    (_busy, frames, _done) = conn.execute(
+                        "PRAGMA wal_checkpoint(PASSIVE)"
+                    ).fetchone()
+                    if frames > RESTART_FRAMES:
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
                     self.rounds += 1
                 except sqlite3.Error as exc:
                     logger.debug("Embedded WAL checkpoint failed (will retry): %s", exc)

@@ -6,10 +6,16 @@ assignment gives to someone else, claiming freed ones, releasing due delays and 
 While nothing is there, `fetch` polls ``PRAGMA data_version`` (a read of the WAL index,
 microseconds) with millisecond sleeps, so a record committed by any process is seen within
 a few milliseconds.
+
+A full store (disk or `max_page_count`) never ends the consumer: reading goes on, and
+heartbeats, group changes and commits that cannot be written are reported (once per
+``FULL_REPORT_INTERVAL``) and tried again later; once space returns they go through (a
+member whose session ran out meanwhile rejoins).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING, Final
 from tidings.backends.base import RebalanceListener
 from tidings.backends.embedded.groups import GroupView, target
 from tidings.backends.embedded.log import Log, TopicMeta
+from tidings.exceptions import StorageFull
 from tidings.records import Record, Start, TopicPartition
 
 if TYPE_CHECKING:
@@ -25,6 +32,12 @@ if TYPE_CHECKING:
 POLL_MIN: Final = 0.001
 POLL_MAX: Final = 0.008
 """Idle polling backs off from 1 ms to 8 ms: latency stays low, idle CPU stays tiny."""
+FULL_REPORT_INTERVAL: Final = 30.0
+"""Seconds between two warnings that the store is full (while it stays full)."""
+FULL_RETRY: Final = 0.5
+"""Seconds a member waits before writing its group changes again on a full store."""
+
+logger = logging.getLogger("tidings.embedded")
 
 
 class EmbeddedConsumer:
@@ -60,6 +73,13 @@ class EmbeddedConsumer:
         # heartbeats); the stored heartbeat is wall time, which every process shares.
         self._last_heartbeat = backend.clock.monotonic()
         self._rotation = 0
+        self._version = -1
+        """`PRAGMA data_version` when the store was last looked at."""
+        self._dirty = True
+        """Whether reading may find something (positions moved, or the store changed)."""
+        self._full_since: float | None = None
+        self._full_reported = float("-inf")
+        self._group_retry_at = float("-inf")
         if group is not None:
             with backend.store.errors("join the group in"):
                 self._join(now)
@@ -73,6 +93,7 @@ class EmbeddedConsumer:
                       b.session_timeout, now)  # fmt: skip
         self._last_heartbeat = b.clock.monotonic()
         self._epoch = -1
+        self._dirty = True
 
     def _drop(self, tps: Sequence[TopicPartition]) -> None:
         for tp in tps:
@@ -93,11 +114,12 @@ class EmbeddedConsumer:
         b, conn, group, me = self._b, self._conn, self.group, self.member_id
         tick = b.clock.monotonic()
         if tick - self._last_heartbeat >= b.heartbeat_interval:
+            self._last_heartbeat = tick  # also when it fails: retried at the next beat
             alive = b.membership.heartbeat(conn, group, me, b.clock.time())
-            self._last_heartbeat = tick
+            self._dirty = True  # it may have expired others: look at the epoch
             if not alive:
                 self._lose_everything()
-        if b.membership.epoch(conn, group) == self._epoch:
+        if not self._dirty or b.membership.epoch(conn, group) == self._epoch:
             return
         view = b.membership.view(conn, group)
         if me not in view.members:  # expired by another member since our last heartbeat
@@ -133,17 +155,32 @@ class EmbeddedConsumer:
         if claimed is None:  # expired between the view and the claim: next fetch rejoins
             self._lose_everything()
             return
+        self._dirty = True
         for tp, committed in claimed.items():
             self.owned.add(tp)
             self.positions[tp] = committed if committed is not None else self._initial(tp)
+            if committed is None and self.start == "latest" and self._read_before(tp.topic):
+                # "start applies once": the group read this topic before, so this
+                # partition's events are not older than its start; read them all.
+                self.positions[tp] = Log.bounds(conn, self._metas[tp.topic])[tp.partition][0]
+                logger.warning(
+                    "group %s: %s[%d] has no committed offset although the group has read "
+                    "%s before; reading it from the earliest offset, %d.",
+                    group, tp.topic, tp.partition, tp.topic, self.positions[tp],
+                )  # fmt: skip
         if claimed and self.listener:
             self.listener.on_assigned(sorted(claimed))
 
+    def _read_before(self, topic: str) -> bool:
+        """Whether the group committed an offset on any partition of `topic`."""
+        row = self._conn.execute(
+            "SELECT 1 FROM offsets WHERE grp = ? AND topic = ? LIMIT 1", (self.group, topic)
+        ).fetchone()
+        return row is not None
+
     def _initial(self, tp: TopicPartition) -> int:
-        if self.start == "earliest":
-            return 0  # reads begin at the log start, wherever retention put it
-        _start, end = Log.bounds(self._conn, self._metas[tp.topic])[tp.partition]
-        return end
+        start, end = Log.bounds(self._conn, self._metas[tp.topic])[tp.partition]
+        return start if self.start == "earliest" else end
 
     def _sync_reader(self) -> None:
         gained = [
@@ -155,6 +192,7 @@ class EmbeddedConsumer:
         for tp in gained:
             self.owned.add(tp)
             self.positions[tp] = self._initial(tp)
+            self._dirty = True
         if gained and self.listener:
             self.listener.on_assigned(gained)
 
@@ -172,16 +210,32 @@ class EmbeddedConsumer:
     def _fetch(self, max_records: int, timeout: float) -> list[Record]:
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self.closed:
-            self._b.maintain(self._conn)
+            # Nothing to look at unless another connection committed (data_version), this
+            # one wrote (maintenance, a heartbeat) or positions changed here (`_dirty`).
+            if self._b.maintain(self._conn):
+                self._dirty = True
+            seen = self._b.changes.count  # before data_version: no change falls in between
+            version = self._data_version()
+            if version != self._version:
+                self._version, self._dirty = version, True
             if self.group is None:
                 self._sync_reader()
-            else:
-                self._sync_group()
-            version = self._data_version()
-            records = self._read(max_records)
+            elif time.monotonic() >= self._group_retry_at:
+                try:
+                    self._sync_group()
+                    self._space_back()
+                except StorageFull as exc:
+                    self._group_retry_at = time.monotonic() + FULL_RETRY
+                    self._full(exc, "heartbeats and group changes")
+            records: list[Record] = []
+            if self._dirty:
+                self._dirty = False
+                records = self._read(max_records)
+                if len(records) >= max_records:
+                    self._dirty = True  # more may be waiting
             if records or time.monotonic() >= deadline:
                 return records
-            self._wait(version, deadline)
+            self._wait(version, seen, deadline)
         return []
 
     def _data_version(self) -> int:
@@ -200,15 +254,33 @@ class EmbeddedConsumer:
                 max_records - len(out),
             )  # fmt: skip
             if records:
+                if records[0].offset > self.positions[tp] and self.group is not None:
+                    self._skipped(tp, records[0].offset)
                 out.extend(records)
                 self.positions[tp] = records[-1].offset + 1
                 if len(out) >= max_records:
                     break
         return out
 
-    def _wait(self, version: int, deadline: float) -> None:
-        """Sleep until another connection commits, a delay or heartbeat is due, or deadline."""
+    def _skipped(self, tp: TopicPartition, first: int) -> None:
+        """Say that retention deleted records of `tp` before this group read them."""
+        logger.warning(
+            "group %s: %s[%d] offsets %d to %d were deleted by retention before the group "
+            "read them; reading on from %d, the earliest retained offset.",
+            self.group, tp.topic, tp.partition, self.positions[tp], first - 1, first,
+        )  # fmt: skip
+
+    def _wait(self, version: int, seen: int, deadline: float) -> None:
+        """Sleep until another connection commits, a delay or heartbeat is due, or deadline.
+
+        Woken by `Changes` (inotify) where it is active; otherwise polls with sleeps
+        backing off from POLL_MIN to POLL_MAX.
+        """
         b = self._b
+        changes = b.changes
+        if changes.start():
+            self._wait_for_change(version, seen, deadline)
+            return
         pause = POLL_MIN
         heartbeat_due = self._last_heartbeat + b.heartbeat_interval
         while True:
@@ -224,6 +296,26 @@ class EmbeddedConsumer:
             if b.delay_due(self._conn):
                 return
 
+    def _wait_for_change(self, version: int, seen: int, deadline: float) -> None:
+        b, changes = self._b, self._b.changes
+        while changes.active:
+            wake = deadline
+            if self.group is not None:
+                beat = self._last_heartbeat + b.heartbeat_interval - b.clock.monotonic()
+                wake = min(wake, time.monotonic() + max(beat, 0.0))
+            due_in = b.due_in()
+            if due_in is not None:
+                wake = min(wake, time.monotonic() + due_in)
+            left = wake - time.monotonic()
+            if left <= 0:
+                return
+            changes.wait(seen, left)
+            if changes.count == seen:
+                return  # nothing changed: it is time for the heartbeat, a delay or the end
+            seen = changes.count
+            if self._data_version() != version:
+                return
+
     # -- the rest of the handle ----------------------------------------------------------
 
     def commit(self, offsets: Mapping[TopicPartition, int], *, sync: bool) -> None:
@@ -232,18 +324,47 @@ class EmbeddedConsumer:
             return
         mine = {tp: offset for tp, offset in offsets.items() if tp in self.owned}
         if mine:
-            with self._b.store.errors("commit offsets in"):
-                self._b.membership.commit(self._conn, self.group, self.member_id, mine)
+            try:
+                with self._b.store.errors("commit offsets in"):
+                    self._b.membership.commit(self._conn, self.group, self.member_id, mine)
+            except StorageFull as exc:  # the runtime sends its positions again, every 2 s
+                self._full(exc, "commits")
+                return
+            self._space_back()
+
+    def _full(self, exc: StorageFull, what: str) -> None:
+        """Report that `what` cannot be written (at most every FULL_REPORT_INTERVAL)."""
+        now = time.monotonic()
+        if self._full_since is None:
+            self._full_since = now
+        if now - self._full_reported >= FULL_REPORT_INTERVAL:
+            self._full_reported = now
+            logger.warning(
+                "Consumer %s of group %s: %s wait for space: %s Reading goes on; they are "
+                "retried until the store accepts writes again.",
+                self.member_id, self.group, what, exc,
+            )  # fmt: skip
+
+    def _space_back(self) -> None:
+        if self._full_since is not None:
+            logger.warning(
+                "Consumer %s of group %s: the store accepts writes again after %.1f s.",
+                self.member_id, self.group, time.monotonic() - self._full_since,
+            )  # fmt: skip
+            self._full_since = None
+            self._full_reported = float("-inf")
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         self.paused.update(tp for tp in partitions if tp in self.owned)
 
     def resume(self, partitions: Sequence[TopicPartition]) -> None:
         self.paused.difference_update(partitions)
+        self._dirty = True
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         if partition in self.owned:
             self.positions[partition] = offset
+            self._dirty = True
 
     def assignment(self) -> list[TopicPartition]:
         return sorted(self.owned)
@@ -258,8 +379,11 @@ class EmbeddedConsumer:
             self.closed = True
             self._drop(sorted(self.owned))
             if self.group is not None:
-                with self._b.store.errors("leave the group in"):
-                    self._b.membership.leave(self._conn, self.group, self.member_id)
+                try:
+                    with self._b.store.errors("leave the group in"):
+                        self._b.membership.leave(self._conn, self.group, self.member_id)
+                except StorageFull as exc:  # the others take over when our session runs out
+                    self._full(exc, "leaving the group")
         finally:
             self.closed = True
             self._b.store.discard(self._conn)

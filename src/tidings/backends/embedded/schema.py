@@ -12,6 +12,8 @@ processes open a new store at once (it runs in one IMMEDIATE transaction).
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from typing import Final
 
 SCHEMA_VERSION: Final = 1
@@ -81,3 +83,50 @@ CREATE TABLE IF NOT EXISTS offsets (
 ) WITHOUT ROWID;
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+Layout = dict[str, tuple[str, ...]]
+"""Table name -> its column names, in order."""
+
+
+def layout(conn: sqlite3.Connection) -> Layout:
+    """Return the tables of the database behind `conn` with their columns."""
+    tables = [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
+    return {
+        t: tuple(row[1] for row in conn.execute(f"PRAGMA table_info({quote(t)})"))
+        for t in sorted(tables)
+    }
+
+
+@functools.cache
+def expected_layout() -> Layout:
+    """The tables SCHEMA creates (built in memory once: SCHEMA stays the one source)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        return layout(conn)
+    finally:
+        conn.close()
+
+
+def mismatches(found: Layout) -> list[str]:
+    """Describe how `found` differs from this version's tables ("" when it matches)."""
+    out = []
+    for table, columns in expected_layout().items():
+        have = found.get(table)
+        if have is None:
+            out.append(f"no table {table}")
+        elif have != columns:
+            found_cols, wanted = ", ".join(have), ", ".join(columns)
+            out.append(f"{table}({found_cols}) where {table}({wanted}) is expected")
+    return out
+
+
+def quote(name: str) -> str:
+    """Quote an SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from tidings.backends.embedded.checkpoint import BACKSTOP_PAGES, Checkpointer
-from tidings.backends.embedded.schema import SCHEMA, SCHEMA_VERSION
+from tidings.backends.embedded.schema import SCHEMA, SCHEMA_VERSION, layout, mismatches
 from tidings.exceptions import BrokerError, ConfigurationError, StorageError, StorageFull
 
 DB_NAME: Final = "tidings.db"
@@ -32,6 +32,8 @@ LOCK_WAIT_LIMIT: Final = 60.0
 """Seconds a writer keeps retrying a locked database before giving up."""
 
 WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+TRANSACTION_BYTES: Final = 2 * 8192
+"""What one small write transaction adds to the WAL (about two pages), for checkpointing."""
 PAGE_SIZE: Final = 8192
 """Bytes per page of a new store. Measured with ~1 KB events: 8 KiB pages make batched
 appends ~15% cheaper in CPU than 4 KiB, at ~5% cost to one-record transactions."""
@@ -44,10 +46,19 @@ class Store:
     a short operation; `write(conn)` runs a write transaction on it. Connections are made
     with ``check_same_thread=False`` because a consumer may be opened on one thread and
     polled on another; each connection is still used by one thread at a time.
+
+    With `read_only`, the file is opened through SQLite's read-only mode (``mode=ro``):
+    nothing is created (a missing store raises `StorageError` "No tidings store at PATH"),
+    every write is refused, and a store on a read-only mount can still be read.
     """
 
     def __init__(
-        self, directory: Path, *, synchronous: str = "NORMAL", max_page_count: int | None = None
+        self,
+        directory: Path,
+        *,
+        synchronous: str = "NORMAL",
+        max_page_count: int | None = None,
+        read_only: bool = False,
     ) -> None:
         mode = synchronous.upper()
         if mode not in SYNCHRONOUS_MODES:
@@ -61,6 +72,7 @@ class Store:
         self.path = directory / DB_NAME
         self.synchronous = mode
         self.max_page_count = max_page_count
+        self.read_only = read_only
         self._write_lock = threading.Lock()
         self._pool: list[sqlite3.Connection] = []
         self._all: list[sqlite3.Connection] = []
@@ -68,7 +80,16 @@ class Store:
         self._closed = False
         self.checkpointer = Checkpointer(self.connect, self.discard)
         """Copies the WAL into the database file off the writers' threads (`wrote`)."""
-        self._prepare_directory()
+        if read_only:
+            if not self.path.is_file():
+                raise StorageError(
+                    f"No tidings store at {self.directory.absolute()} (it has no {DB_NAME}). "
+                    "Check the path (--broker embedded://PATH, or $TIDINGS_BROKER); a store "
+                    "is created by `tidings run`, `tidings publish`, `tidings topics create` "
+                    "or `tidings demo`."
+                )
+        else:
+            self._prepare_directory()
         conn = self.connect()
         try:
             self._create_schema(conn)
@@ -95,16 +116,14 @@ class Store:
     def connect(self) -> sqlite3.Connection:
         """Open a new connection with the broker's pragmas; the caller must `release` it."""
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                check_same_thread=False,
-            )  # fmt: skip
+            conn = self._open()
         except sqlite3.Error as exc:
             raise self.translate(exc, "open") from exc
         try:
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
-            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+            if not self.read_only:
+                conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # only takes on a new file
+                self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             conn.execute("PRAGMA cache_size = -16000")
             # After a huge batch, shrink the WAL file back once it is checkpointed.
@@ -120,21 +139,75 @@ class Store:
             self._all.append(conn)
         return conn
 
+    def _open(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+        uri = f"{self.path.absolute().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(
+                uri, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False, uri=True,
+            )  # fmt: skip
+            conn.execute("PRAGMA user_version").fetchone()  # the WAL index opens lazily
+            return conn
+        except sqlite3.OperationalError:
+            # A WAL store on a read-only mount, closed cleanly (no -shm file, and none can
+            # be created): nobody can be writing it, so read it as an immutable file.
+            if os.access(self.directory, os.W_OK) or (self.directory / f"{DB_NAME}-wal").exists():
+                raise
+        return sqlite3.connect(
+            f"{uri}&immutable=1", isolation_level=None, check_same_thread=False, uri=True
+        )
+
     def _create_schema(self, conn: sqlite3.Connection) -> None:
+        """Check the store's schema, or create it in a file that has no tables yet.
+
+        Raises:
+            StorageError: the file holds another schema version or another table layout
+                (it is left untouched).
+        """
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION or (self.read_only and version == 0):
+            self._check_layout(conn, version)
             return
-        if version > SCHEMA_VERSION:
+        if version != 0:
+            newer = version > SCHEMA_VERSION
             raise StorageError(
-                f"{self.path} was written by a newer tidings (schema {version}); upgrade "
-                "tidings or use another data directory."
+                f"{self.path} has schema version {version}; this tidings expects schema "
+                f"version {SCHEMA_VERSION}. "
+                + (
+                    "It was written by a newer tidings: upgrade tidings, or "
+                    if newer
+                    else "It was not written by this tidings: "
+                )
+                + "use another data directory (embedded://PATH), or move the store away."
             )
         with self.write(conn):
             # Several processes may start at once: the IMMEDIATE transaction serializes
-            # them and IF NOT EXISTS makes the losers' attempts no-ops.
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            # them, and a loser finds the winner's tables with the version set.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0 and layout(conn):
+                self._check_layout(conn, version)
+            if version == 0:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+        if version != 0:
+            self._check_layout(conn, version)
+
+    def _check_layout(self, conn: sqlite3.Connection, version: int) -> None:
+        wrong = mismatches(layout(conn))
+        if wrong:
+            raise StorageError(
+                f"{self.path} is not a store of this tidings: its tables differ from "
+                f"schema version {SCHEMA_VERSION} ({'; '.join(wrong)}; the file says schema "
+                f"version {version}). It was written by another tidings version or another "
+                "program. Use another data directory (embedded://PATH), or move the file "
+                "away; open it with the tidings that wrote it to read its events."
+            )
 
     # -- connections ---------------------------------------------------------------------
 
@@ -165,6 +238,16 @@ class Store:
             yield
         except sqlite3.Error as exc:
             raise self.translate(exc, doing) from exc
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every SQL statement run on this store's open connections.
+
+        For diagnostics and tests (how much an idle consumer queries); None stops it.
+        """
+        with self._pool_lock:
+            conns = list(self._all)
+        for conn in conns:
+            conn.set_trace_callback(callback)
 
     def release(self, conn: sqlite3.Connection) -> None:
         """Return a connection from `connect` to the pool for reuse."""
@@ -214,6 +297,10 @@ class Store:
                 if isinstance(exc, sqlite3.Error):
                     raise self.translate(exc, "write") from exc
                 raise
+        # Every commit appends whole pages to the WAL, however little it changed: count
+        # them, so that small transactions (commits, heartbeats, one-event publishes) get
+        # checkpointed too instead of growing the WAL to the 8 MiB backstop.
+        self.checkpointer.wrote(TRANSACTION_BYTES)
 
     @staticmethod
     @contextlib.contextmanager

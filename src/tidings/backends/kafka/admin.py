@@ -15,7 +15,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException
+from confluent_kafka import (
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+)
 from confluent_kafka import TopicPartition as KafkaTP
 
 # These are documented public names; the stubs just do not re-export them.
@@ -118,6 +123,28 @@ class KafkaAdmin:
             if tmd.error is None and tmd.partitions:
                 self.known_topics[name] = len(tmd.partitions)
         return md
+
+    def topic_ids(self, topics: Sequence[str], timeout: float) -> dict[str, str]:
+        """Return the topic id (KIP-516) of each topic that exists; a recreated topic gets
+        a new one. Topics that do not exist are left out.
+
+        Raises:
+            KafkaException: the broker did not answer within `timeout` seconds.
+        """
+        if not topics:
+            return {}
+        futures = self.client.describe_topics(
+            TopicCollection(list(topics)), request_timeout=timeout
+        )
+        out: dict[str, str] = {}
+        for name, future in futures.items():
+            try:
+                out[name] = str(future.result(timeout=timeout + 1).topic_id)
+            except KafkaException as exc:
+                err = kafka_error(exc)
+                if err is None or err.code() not in MISSING:
+                    raise
+        return out
 
     # -- topics --------------------------------------------------------------------------
 

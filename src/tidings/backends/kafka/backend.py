@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
-from tidings.backends.kafka.admin import LATEST, KafkaAdmin
+from tidings.backends.kafka.admin import EARLIEST, LATEST, KafkaAdmin
 from tidings.backends.kafka.config import load_settings
 from tidings.backends.kafka.consumer import KafkaConsumerHandle
 from tidings.backends.kafka.delays import DelayScheduler
@@ -130,7 +130,10 @@ class KafkaBackend:
             listener=listener,
             member_id=member_id,
             partitions=partitions,
-            end_offsets=lambda tps: self._admin.offsets(tps, LATEST),
+            offsets=lambda tps, which: self._admin.offsets(
+                tps, LATEST if which == "latest" else EARLIEST
+            ),
+            topic_ids=self._admin.topic_ids,
         )
 
     def topics(self) -> list[TopicInfo]:

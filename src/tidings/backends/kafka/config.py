@@ -51,6 +51,8 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     "enable.auto.commit": False,  # the runtime commits only handled offsets
     "enable.auto.offset.store": False,
     "partition.assignment.strategy": "cooperative-sticky",
+    # Partitions added to a topic are noticed (and assigned) within 10 s, not 5 minutes.
+    "topic.metadata.refresh.interval.ms": 10_000,
 }
 
 # TIDINGS_KAFKA_* variables that belong to scripts/kafka or the test suite, not librdkafka.
@@ -105,7 +107,10 @@ class KafkaSettings:
     def consumer_config(self, group_id: str, *, start: str) -> dict[str, object]:
         conf: dict[str, object] = {"bootstrap.servers": self.servers, "logger": QUIET}
         conf.update(CONSUMER_DEFAULTS)
-        conf["auto.offset.reset"] = start
+        # `start` is applied once, by the consumer handle, for a group's first read of a
+        # topic; a partition whose position is lost later (out of range) starts over at
+        # its earliest retained offset, never at the end.
+        conf["auto.offset.reset"] = "earliest"
         conf.update(self.common)
         conf.update(self.consumer)
         conf["group.id"] = group_id

@@ -8,7 +8,12 @@ librdkafka tracks positions; the handle adds what the seam promises on top:
   `pause` the partitions it was just given; a lost assignment is reported as revoked.
 * `commit` only commits partitions this member owns, so a late commit can never move a new
   owner's offset; a commit refused because the group is rebalancing is logged and dropped
-  (the records are redelivered to the new owner: at least once).
+  (the records are redelivered to the new owner: at least once). Commits carry the topic's
+  id, and a newly assigned partition starts where `start_offsets` says ("start applies
+  once": out-of-range or missing offsets of a topic read before start at the earliest).
+* A consumed topic deleted, or deleted and created again, is noticed by `TopicWatch`: said
+  once while it is gone, and a recreated topic's partitions restart at their earliest
+  offset (to the listener: revoked, then assigned again).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -33,12 +38,21 @@ from tidings.backends.base import RebalanceListener
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import describe, kafka_error
 from tidings.backends.kafka.logs import QUIET
-from tidings.exceptions import BrokerError, TidingsError
+from tidings.backends.kafka.start_offsets import OffsetLookup, starting_points
+from tidings.backends.kafka.topic_watch import TopicIds, TopicWatch
+from tidings.exceptions import BrokerError
 from tidings.records import Headers, Record, Start, TopicPartition
 
 LOG = logging.getLogger("tidings.kafka")
 
-EndOffsets = Callable[[list[TopicPartition]], dict[TopicPartition, int]]
+
+LEAVE_WAIT = 5.0
+"""Seconds `close` waits for the revocation of a member's partitions before closing."""
+
+# What a deleted topic looks like to a consumer.
+GONE = frozenset(
+    {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
+)
 
 # Commit refusals that only mean "the group moved on": the new owner redelivers.
 REBALANCING = frozenset(
@@ -99,11 +113,12 @@ class KafkaConsumerHandle:
         member_id: str | None,
         partitions: Mapping[str, int],
         overrides: Mapping[str, object] | None = None,
-        end_offsets: EndOffsets | None = None,
+        offsets: OffsetLookup | None = None,
+        topic_ids: TopicIds | None = None,
     ) -> None:
         self.group = group
         self._start = start
-        self._end_offsets = end_offsets
+        self._offsets = offsets
         self._timeout = settings.connect_timeout
         self.listener = listener
         self.member_id = member_id or f"tidings-{uuid.uuid4().hex[:12]}"
@@ -111,10 +126,21 @@ class KafkaConsumerHandle:
         self._paused: set[TopicPartition] = set()
         self._closed = False
         self._pending_assign: list[TopicPartition] = []
+        self._watch: TopicWatch | None = None
+        self._read: set[str] = set()
+        """Topics this member has been assigned partitions of."""
+        if topic_ids is not None and group is not None:
+            self._watch = TopicWatch(topic_ids, f"Kafka consumer {self.member_id} (group {group})")
         conf = settings.consumer_config(group or f"tidings.reader.{uuid.uuid4().hex}", start=start)
         conf.update(overrides or {})
         if member_id is not None or "client.id" not in conf:
             conf["client.id"] = self.member_id  # how `groups()` names the member
+        if group is not None:
+            # Static membership (KIP-345): after a broker outage longer than the session,
+            # this member rejoins as itself at once, instead of as a new member that waits
+            # for its old self's session to time out (10 s for delays, 45 s for groups).
+            # `close` leaves explicitly, so others take its partitions at once.
+            conf.setdefault("group.instance.id", self.member_id)
         conf.setdefault("error_cb", self._on_error)
         conf.setdefault("on_commit", self._on_commit)
         try:
@@ -125,11 +151,11 @@ class KafkaConsumerHandle:
             owned = [
                 TopicPartition(t, p) for t in sorted(set(topics)) for p in range(partitions[t])
             ]
-            if start == "earliest" or end_offsets is None:
+            if start == "earliest" or offsets is None:
                 origin = OFFSET_BEGINNING if start == "earliest" else OFFSET_END
                 self._consumer.assign([KafkaTP(tp.topic, tp.partition, origin) for tp in owned])
             else:  # pinned now: OFFSET_END would resolve later and skip what comes between
-                ends = end_offsets(owned)
+                ends = offsets(owned, "latest")
                 self._consumer.assign([KafkaTP(tp.topic, tp.partition, ends[tp]) for tp in owned])
             self._owned.update(owned)
             self._pending_assign = owned
@@ -148,40 +174,33 @@ class KafkaConsumerHandle:
         QUIET.log(level, "Kafka consumer %s: %s", self.member_id, err.str())
 
     def _on_commit(self, err: KafkaError | None, partitions: list[KafkaTP]) -> None:
-        if err is not None and err.code() != KafkaError._NO_OFFSET:
-            LOG.warning("Kafka consumer %s: commit failed: %s", self.member_id, err.str())
+        if err is None or err.code() == KafkaError._NO_OFFSET:
+            return
+        if err.code() in GONE and self._watch is not None:
+            for p in partitions:
+                if p.error is None or p.error.code() in GONE:
+                    self._watch.mark_gone(p.topic)
+            return
+        LOG.warning("Kafka consumer %s: commit failed: %s", self.member_id, err.str())
 
     def _on_assign(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
-        if self._start == "latest" and self._end_offsets is not None:
-            partitions = self._pin_latest(consumer, partitions)
+        if self._watch is not None:
+            self._watch.learn(p.topic for p in partitions)
+            for topic in {p.topic for p in partitions} & self._watch.gone:
+                self._watch.gone.discard(topic)
+                LOG.warning("Kafka consumer %s: topic %s exists again.", self.member_id, topic)
+        if self._offsets is not None:
+            partitions = starting_points(
+                consumer, partitions, group=self.group, start=self._start,
+                offsets=self._offsets, watch=self._watch, read=self._read,
+                timeout=self._timeout, member_id=self.member_id,
+            )  # fmt: skip
         consumer.incremental_assign(partitions)  # before the listener, so it may seek/pause
+        self._read.update(p.topic for p in partitions)
         gained = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
         self._owned.update(gained)
         if gained and self.listener is not None:
             self.listener.on_assigned(gained)
-
-    def _pin_latest(self, consumer: Consumer, partitions: list[KafkaTP]) -> list[KafkaTP]:
-        """Start partitions without a committed offset at their end as of now.
-
-        librdkafka resolves "latest" lazily, after the assignment is reported, so records
-        produced in between would be skipped; the seam promises them to this member.
-        """
-        assert self._end_offsets is not None
-        try:
-            committed = consumer.committed(partitions, timeout=self._timeout)
-            if any(p.error is not None for p in committed):
-                return partitions
-            fresh = [TopicPartition(p.topic, p.partition) for p in committed if p.offset < 0]
-            ends = self._end_offsets(fresh) if fresh else {}
-        except (KafkaException, TidingsError) as exc:
-            LOG.warning("Kafka consumer %s: cannot pin start offsets: %s", self.member_id, exc)
-            return partitions
-        return [
-            p
-            if p.offset >= 0
-            else KafkaTP(p.topic, p.partition, ends[TopicPartition(p.topic, p.partition)])
-            for p in committed
-        ]
 
     def _on_revoke(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
         lost = sorted(TopicPartition(p.topic, p.partition) for p in partitions)
@@ -193,6 +212,9 @@ class KafkaConsumerHandle:
             self._paused.difference_update(lost)
 
     def _on_lost(self, consumer: Consumer, partitions: list[KafkaTP]) -> None:
+        if self._watch is not None and all(p.topic in self._watch.gone for p in partitions):
+            self._on_revoke(consumer, partitions)  # their topic was deleted: said already
+            return
         LOG.warning(
             "Kafka consumer %s lost %d partition(s) without a clean revoke (session timed out "
             "or max.poll.interval.ms exceeded); their uncommitted records will be redelivered.",
@@ -210,6 +232,8 @@ class KafkaConsumerHandle:
             gained, self._pending_assign = self._pending_assign, []
             if self.listener is not None:
                 self.listener.on_assigned(gained)
+        if self._watch is not None and self._watch.due():
+            self._check_topics()
         first = self._consumer.poll(timeout)
         if first is None:
             return []
@@ -265,6 +289,9 @@ class KafkaConsumerHandle:
             err = msg.error()
             if err is None or err.code() == KafkaError._PARTITION_EOF:
                 continue
+            if err.code() in GONE and self._watch is not None and msg.topic():
+                self._watch.mark_gone(msg.topic() or "")
+                continue
             if err.fatal():
                 raise BrokerError(
                     f"Kafka consumer {self.member_id} failed fatally: {err.str()}. Restart the "
@@ -281,8 +308,13 @@ class KafkaConsumerHandle:
     def commit(self, offsets: Mapping[TopicPartition, int], *, sync: bool) -> None:
         if self.group is None or self._closed:
             return
+        watch = self._watch
         mine = [
-            KafkaTP(tp.topic, tp.partition, o) for tp, o in offsets.items() if tp in self._owned
+            KafkaTP(tp.topic, tp.partition, o)
+            if watch is None
+            else KafkaTP(tp.topic, tp.partition, o, metadata=watch.metadata(tp.topic))
+            for tp, o in offsets.items()
+            if tp in self._owned and (watch is None or tp.topic not in watch.gone)
         ]
         if not mine:
             return
@@ -290,6 +322,10 @@ class KafkaConsumerHandle:
             if sync:
                 result = self._consumer.commit(offsets=mine, asynchronous=False)
                 errors = [p for p in result or [] if p.error is not None]
+                if self._watch is not None:
+                    for p in [p for p in errors if p.error and p.error.code() in GONE]:
+                        self._watch.mark_gone(p.topic)
+                        errors.remove(p)
                 if errors:
                     LOG.warning(
                         "Kafka consumer %s: commit refused for %s",
@@ -300,6 +336,10 @@ class KafkaConsumerHandle:
                 self._consumer.commit(offsets=mine, asynchronous=True)
         except KafkaException as exc:
             err = kafka_error(exc)
+            if err is not None and err.code() in GONE and self._watch is not None:
+                for topic in {p.topic for p in mine}:
+                    self._watch.mark_gone(topic)
+                return
             if err is not None and err.code() in REBALANCING:
                 LOG.warning(
                     "Kafka consumer %s: commit dropped (%s); the records will be redelivered "
@@ -312,6 +352,35 @@ class KafkaConsumerHandle:
                 f"Kafka consumer {self.member_id} could not commit offsets for group "
                 f"{self.group!r}: {describe(exc)}."
             ) from exc
+
+    def _check_topics(self) -> None:
+        """Restart the partitions of consumed topics that were recreated (see TopicWatch)."""
+        assert self._watch is not None
+        topics = {tp.topic for tp in self._owned}
+        for topic in self._watch.check(topics):
+            tps = sorted(tp for tp in self._owned if tp.topic == topic)
+            if not tps:
+                continue  # it is assigned afresh, where `_starting_points` applies
+            LOG.warning(
+                "group %s: topic %s was deleted and created again; reading %s from the "
+                "earliest offset (the positions held were the old topic's).",
+                self.group, topic, ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps),
+            )  # fmt: skip
+            # To the runtime this is a revoke and a new assignment: it forgets what it
+            # tracked for the old topic, and its commits for it are not ours to make.
+            self._owned.difference_update(tps)
+            try:
+                if self.listener is not None:
+                    self.listener.on_revoked(tps)
+            finally:
+                ktps = [KafkaTP(tp.topic, tp.partition) for tp in tps]
+                self._consumer.resume(ktps)
+                self._paused.difference_update(tps)
+                self._owned.update(tps)
+                for tp in tps:
+                    self.seek(tp, OFFSET_BEGINNING)
+            if self.listener is not None:
+                self.listener.on_assigned(tps)
 
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         mine = [tp for tp in partitions if tp in self._owned]
@@ -345,13 +414,30 @@ class KafkaConsumerHandle:
     def assignment(self) -> list[TopicPartition]:
         return sorted(self._owned)
 
+    def _leave(self) -> None:
+        """Unsubscribe and wait (briefly) for the revocation, so the group is left now.
+
+        A static member that only closes does not leave (KIP-345): its partitions would
+        wait out its session. After an unsubscribe it leaves once its partitions are
+        revoked, which the polls below run (through `_on_revoke`, on this thread).
+        """
+        try:
+            self._consumer.unsubscribe()
+            deadline = time.monotonic() + LEAVE_WAIT
+            while self._consumer.assignment() and time.monotonic() < deadline:
+                self._consumer.poll(0.05)  # records it returns are redelivered later
+        except KafkaException as exc:
+            LOG.debug("Kafka consumer %s: leaving the group: %s", self.member_id, exc)
+
     def close(self) -> None:
         if self._closed:
             return
         try:
             if self.group is None and self._owned and self.listener is not None:
                 self.listener.on_revoked(sorted(self._owned))
-            self._consumer.close()  # revokes through _on_revoke and leaves the group
+            if self.group is not None:
+                self._leave()
+            self._consumer.close()  # revokes through _on_revoke (if still needed)
         finally:
             self._closed = True
             self._owned.clear()
