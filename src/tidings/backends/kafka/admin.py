@@ -359,8 +359,13 @@ class KafkaAdmin:
                 min_insync[name] = int(entry.value)
         tps = [TopicPartition(n, p) for n in names for p in sorted(md.topics[n].partitions)]
         began = time.monotonic()
-        starts = self.offsets(tps, EARLIEST)
-        ends = self.offsets(tps, LATEST)
+        # A topic deleted while this runs (an operator, another client) is left out, not an
+        # error for the whole listing.
+        starts = self.offsets(tps, EARLIEST, missing_ok=True)
+        ends = self.offsets(tps, LATEST, missing_ok=True)
+        gone = {tp.topic for tp in tps if tp not in starts or tp not in ends}
+        names = [n for n in names if n not in gone]
+        tps = [tp for tp in tps if tp.topic not in gone]
         if time.monotonic() - began > SLOW_OFFSETS:
             # They waited out a leader election: show the replica state after it.
             fresh = self.metadata().topics
@@ -400,14 +405,23 @@ class KafkaAdmin:
             timeout = max(min(CONFIG_TRY, remaining), 0.1)
             configs = self.client.describe_configs(resources, request_timeout=timeout)
             try:
-                return {
-                    resource.name: self._wait(future, "describe topic configs")
-                    for resource, future in configs.items()
-                }
+                return self._configs(configs)
             except BrokerError:
                 if time.monotonic() + 0.1 >= deadline:
                     raise
             self.metadata()
+
+    def _configs(self, futures: dict[Any, Future[Any]]) -> dict[str, dict[str, Any]]:
+        """Wait for describe_configs answers; topics deleted meanwhile are left out."""
+        out = {}
+        for resource, future in futures.items():
+            try:
+                out[resource.name] = self._wait(future, "describe topic configs")
+            except BrokerError as exc:
+                err = kafka_error(exc.__cause__) if exc.__cause__ else None
+                if err is None or err.code() not in MISSING:
+                    raise
+        return out
 
     # -- groups --------------------------------------------------------------------------
 
