@@ -129,6 +129,15 @@ class GroupWorker:
         snap["assigned"] = sorted(self._assigned)
         return snap
 
+    def stopped(self) -> dict[TopicPartition, str]:
+        """Return the partitions stopped on purpose (a failure without dead letters), why."""
+        with self._stop_lock:
+            return dict(self._stopped)
+
+    def backpressure(self) -> tuple[bool, list[TopicPartition]]:
+        """Return whether fetching is paused group-wide, and the partitions paused now."""
+        return self._global_pause, sorted(self._bp_paused)
+
     # -- RouteOwner (event loop thread) --------------------------------------------------
 
     def stop_partition(self, record: Record, reason: str) -> None:
