@@ -127,7 +127,42 @@ def _demo(
     raise typer.Exit(code)
 
 
+def _dashboard(
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Where to serve the page. Another address than loopback exposes it.",
+        ),
+    ] = "127.0.0.1:8765",
+    allow_actions: Annotated[
+        bool,
+        typer.Option(
+            "--allow-actions",
+            help="Let the page replay a group's dead letters (each action is logged).",
+        ),
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            envvar="TIDINGS_DASHBOARD_TOKEN",
+            show_default=False,
+            help="Token actions must send (needed for actions on a non-loopback address).",
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Serve the live status page: groups, lag, workers, topics, delays and dead letters."""
+    from tidings.cli.dashboard import dashboard  # imported here: keeps --help fast
+
+    dashboard(http, allow_actions, token, broker)
+
+
 app.command("run")(_run)
+app.command("dashboard")(_dashboard)
 app.command("demo")(_demo)
 app.command("publish")(_publish)
 app.command("tail")(_tail)

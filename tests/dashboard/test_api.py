@@ -1,0 +1,95 @@
+"""The dashboard's JSON API on every backend: overview, group, topics, dead letters, workers."""
+
+from __future__ import annotations
+
+from tests.dashboard.support import SCRIPT, Client, Scenario, wait_for
+from tidings.dashboard import Dashboard
+
+
+def _group(client: Client, name: str) -> dict | None:
+    doc = client.get("/api/overview")
+    return next((g for g in doc["groups"] if g["group"] == name), None)
+
+
+def test_overview_lists_the_group_with_its_worker(
+    running: Scenario, dashboard: tuple[Dashboard, Client]
+) -> None:
+    _, client = dashboard
+    row = wait_for(
+        lambda: (g := _group(client, running.group)) and g["workers"] and g,
+        what="the group with a reporting worker",
+    )
+    assert row["status"] in ("ok", "lagging", "stalled", "stopped")
+    assert row["lag"] == 0
+    assert row["lag_seconds"] == 0
+    assert row["partitions"] >= 2
+    doc = client.get("/api/overview")
+    assert any(running.group in w["groups"] for w in doc["workers"])
+    assert doc["actions"] is False
+
+
+def test_group_page_shows_partitions_owners_and_worker_counts(
+    running: Scenario, dashboard: tuple[Dashboard, Client]
+) -> None:
+    _, client = dashboard
+    doc = wait_for(
+        lambda: (d := client.get(f"/api/groups/{running.group}"))
+        and d["worker_details"]
+        and d["worker_details"][0]["handled"] >= 3
+        and d,
+        what="the group's worker with its counts",
+    )
+    parts = {(p["topic"], p["partition"]): p for p in doc["partitions"]}
+    assert {(running.topic, 0), (running.topic, 1)} <= set(parts)
+    assert all(p["owner"] == doc["worker_details"][0]["worker"] for p in parts.values()
+               if p["topic"] == running.topic)
+    assert doc["worker_details"][0]["dead_lettered"] == 1
+    status, _, body = client.raw("/api/groups/no-such-group")
+    assert status == 404 and b"no-such-group" in body
+
+
+def test_topics_show_offsets_and_the_pending_delay(
+    running: Scenario, dashboard: tuple[Dashboard, Client]
+) -> None:
+    _, client = dashboard
+    doc = client.get("/api/topics")
+    topic = next(t for t in doc["topics"] if t["name"] == running.topic)
+    assert topic["partitions"] == 2
+    assert sum(topic["end_offsets"]) == 4
+    assert topic["delayed_pending"] == 1
+    assert topic["next_due"] is not None
+    kinds = {t["name"]: t["kind"] for t in doc["topics"]}
+    assert kinds[f"{running.topic}.{running.group}.dlq"] == "dlq"
+
+
+def test_dead_letters_list_and_detail(
+    running: Scenario, dashboard: tuple[Dashboard, Client]
+) -> None:
+    _, client = dashboard
+    doc = wait_for(
+        lambda: (d := client.get(f"/api/dead-letters?group={running.group}"))["dead_letters"]
+        and d,
+        what="the dead letter",
+    )
+    assert running.group in doc["groups"]
+    [row] = doc["dead_letters"]
+    assert row["reason"] == "handler_error"
+    assert row["error_type"].endswith("Refused")
+    assert "order evil" in row["error"]
+    assert row["attempts"] == 1
+    assert row["topic"] == running.topic
+    assert row["status"] == "pending"
+    letter = client.get(f"/api/dead-letters/{row['id']}")
+    assert letter["value"]["note"] == SCRIPT
+    assert letter["key"] == "evil"
+    assert any(k == "tidings-dlq-reason" for k, _ in letter["headers"])
+    assert client.raw("/api/dead-letters/nope/0/0")[0] == 404
+
+
+def test_workers_endpoint_returns_live_snapshots(
+    running: Scenario, dashboard: tuple[Dashboard, Client]
+) -> None:
+    _, client = dashboard
+    doc = wait_for(lambda: client.get("/api/workers")["workers"], what="a worker snapshot")
+    mine = [w for w in doc if any(g["group"] == running.group for g in w["groups"])]
+    assert mine and mine[0]["state"] == "running" and mine[0]["app"] == "dash"
