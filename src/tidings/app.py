@@ -32,8 +32,8 @@ from tidings.runtime.group_worker import GroupWorker
 from tidings.runtime.handlers import inspect_handler
 from tidings.runtime.policies import Batch, Retry
 from tidings.runtime.runner import Runner
-from tidings.runtime.status import StatusReporter
 from tidings.runtime.spec import ConsumerSpec
+from tidings.runtime.status import StatusReporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")

@@ -39,13 +39,13 @@ class Client:
     base: str
 
     def get(self, path: str) -> Any:
-        with urllib.request.urlopen(self.base + path, timeout=10) as res:
+        with urllib.request.urlopen(self.base + path, timeout=30) as res:
             return json.loads(res.read())
 
     def raw(self, path: str, *, method: str = "GET", headers: dict[str, str] | None = None):
         req = urllib.request.Request(self.base + path, method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(req, timeout=10) as res:
+            with urllib.request.urlopen(req, timeout=30) as res:
                 return res.status, dict(res.headers), res.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers), err.read()

@@ -33,16 +33,21 @@ def test_group_page_shows_partitions_owners_and_worker_counts(
 ) -> None:
     _, client = dashboard
     doc = wait_for(
-        lambda: (d := client.get(f"/api/groups/{running.group}"))
-        and d["worker_details"]
-        and d["worker_details"][0]["handled"] >= 3
-        and d,
+        lambda: (
+            (d := client.get(f"/api/groups/{running.group}"))
+            and d["worker_details"]
+            and d["worker_details"][0]["handled"] >= 3
+            and d
+        ),
         what="the group's worker with its counts",
     )
     parts = {(p["topic"], p["partition"]): p for p in doc["partitions"]}
     assert {(running.topic, 0), (running.topic, 1)} <= set(parts)
-    assert all(p["owner"] == doc["worker_details"][0]["worker"] for p in parts.values()
-               if p["topic"] == running.topic)
+    assert all(
+        p["owner"] == doc["worker_details"][0]["worker"]
+        for p in parts.values()
+        if p["topic"] == running.topic
+    )
     assert doc["worker_details"][0]["dead_lettered"] == 1
     status, _, body = client.raw("/api/groups/no-such-group")
     assert status == 404 and b"no-such-group" in body
@@ -67,8 +72,7 @@ def test_dead_letters_list_and_detail(
 ) -> None:
     _, client = dashboard
     doc = wait_for(
-        lambda: (d := client.get(f"/api/dead-letters?group={running.group}"))["dead_letters"]
-        and d,
+        lambda: (d := client.get(f"/api/dead-letters?group={running.group}"))["dead_letters"] and d,
         what="the dead letter",
     )
     assert running.group in doc["groups"]

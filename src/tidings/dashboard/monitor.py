@@ -9,6 +9,7 @@ for the broker (except dead letters, read on demand and cached briefly).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -114,7 +115,8 @@ class PartitionView:
     committed: int | None
     end: int
     lag: int
-    lag_seconds: float
+    lag_seconds: float | None
+    """None while the record at the committed offset was not read yet."""
     status: Status
     owner: str | None
 
@@ -169,7 +171,7 @@ class Monitor:
         if self._thread is not None:
             self._thread.join(10)
 
-    def latest(self, timeout: float = 10.0) -> Sample:
+    def latest(self, timeout: float = 30.0) -> Sample:
         """Return the latest sample, waiting for the first one."""
         with self._sampled:
             self._sampled.wait_for(lambda: self.sample is not None, timeout)
@@ -231,7 +233,7 @@ class Monitor:
                         p.committed,
                         p.end,
                         max(0, p.end - committed),
-                        round(lag_seconds(committed, p.end, stamps.get((name, tp)), now), 3),
+                        _seconds(committed, p.end, stamps.get((name, tp)), now),
                         self.lag.status(name, tp, stopped=tp in stopped),
                         owners.get(tp) or p.member,
                     )
@@ -248,7 +250,7 @@ class Monitor:
                 workers=sorted({w for w in owners.values()} | _reporting(workers, name)),
                 status=worst(p.status for p in parts),
                 lag=sum(p.lag for p in parts),
-                lag_seconds=max((p.lag_seconds for p in parts), default=0.0),
+                lag_seconds=max((p.lag_seconds or 0.0 for p in parts), default=0.0),
                 rate=rates[-1] if rates else 0.0,
                 history=rates,
             )
@@ -256,6 +258,12 @@ class Monitor:
         for gone in [g for g in self._history if g not in groups]:
             del self._history[gone]
         return Sample(now, topics, groups, workers, time.perf_counter() - t0)
+
+
+def _seconds(committed: int, end: int, stamp: float | None, now: float) -> float | None:
+    if committed < end and stamp is None:
+        return None
+    return round(lag_seconds(committed, end, stamp, now), 3)
 
 
 def _owners(
@@ -284,6 +292,6 @@ def _rates(hist: deque[tuple[float, int]]) -> list[float]:
     points = list(hist)
     return [
         round(max(0, b[1] - a[1]) / (b[0] - a[0]), 2)
-        for a, b in zip(points, points[1:], strict=False)
+        for a, b in itertools.pairwise(points)
         if b[0] > a[0]
     ]

@@ -102,7 +102,7 @@ class Dashboard:
         self.allow_actions = allow_actions
         self.token = token
         self.monitor = Monitor(backend, interval=interval)
-        self.dead_letters = views.DeadLetters(backend)
+        self.dead_letters = views.DeadLetters(backend, self.monitor)
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None

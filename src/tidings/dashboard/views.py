@@ -12,7 +12,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from tidings.backends.base import Backend
+from tidings.backends.base import Backend, TopicInfo
 from tidings.dashboard.monitor import GroupView, Monitor, Sample
 from tidings.runtime import status as st
 
@@ -22,7 +22,7 @@ DLQ_TTL = 2.0
 
 def public_url(url: str) -> str:
     """Return the broker URL without credentials or options (scheme, hosts and path)."""
-    scheme, sep, rest = url.partition("://")
+    scheme, sep, _ = url.partition("://")
     if not sep:
         return url.split("?", 1)[0].split("#", 1)[0]
     parts = urlsplit(url)
@@ -161,31 +161,41 @@ def topics(sample: Sample) -> dict[str, Any]:
 
 
 class DeadLetters:
-    """Dead letters per group, read from the dead-letter topics (cached for `DLQ_TTL`)."""
+    """Dead letters per group, read from the dead-letter topics (cached for `DLQ_TTL`).
 
-    def __init__(self, backend: Backend) -> None:
+    Topic names and offsets come from the monitor's latest sample (a broker's topic listing
+    can take seconds); a group's page reads only that group's dead-letter topics.
+    """
+
+    def __init__(self, backend: Backend, monitor: Monitor) -> None:
         self.backend = backend
+        self.monitor = monitor
         self._lock = threading.Lock()
-        self._cache: tuple[float, list[Any]] | None = None
+        self._cache: dict[str | None, tuple[float, list[Any]]] = {}
 
-    def events(self, *, fresh: bool = False) -> list[Any]:
+    def _topics(self, group: str | None) -> tuple[list[str], list[TopicInfo]]:
+        infos = self.monitor.latest().topics
+        suffix = f".{group}.dlq" if group else ".dlq"
+        names = [t.name for t in infos if t.name.endswith(suffix) and len(t.name) > len(suffix)]
+        return sorted(names), infos
+
+    def events(self, group: str | None = None) -> list[Any]:
         from tidings.cli import dlq_index
 
         with self._lock:
             now = time.monotonic()
-            if fresh or self._cache is None or now - self._cache[0] > DLQ_TTL:
-                names = dlq_index.dlq_topics(self.backend, None)
-                self._cache = (now, dlq_index.index(self.backend, names))
-            return self._cache[1]
+            hit = self._cache.get(group)
+            if hit is None or now - hit[0] > DLQ_TTL:
+                names, infos = self._topics(group)
+                found = dlq_index.index(self.backend, names, infos=infos)
+                hit = self._cache[group] = (now, found)
+            return hit[1]
 
     def listing(self, group: str | None) -> dict[str, Any]:
         rows = []
-        groups: set[str] = set()
-        for e in self.events():
+        for e in self.events(group or None):
             info = e.newest
-            g = info.group or ""
-            groups.add(g)
-            if group and g != group:
+            if group and info.group not in (None, group):
                 continue
             rec = info.record
             rows.append(
@@ -193,7 +203,7 @@ class DeadLetters:
                     "id": f"{rec.topic}/{rec.partition}/{rec.offset}",
                     "event_id": e.event_id,
                     "event_type": info.event_type,
-                    "group": g,
+                    "group": info.group or "",
                     "dlq_topic": e.dlq_topic,
                     "reason": info.reason,
                     "error_type": info.error_type,
@@ -208,10 +218,15 @@ class DeadLetters:
                 }
             )
         rows.reverse()  # newest first
-        return {"groups": sorted(groups), "dead_letters": rows}
+        names = {t.name for t in self.monitor.latest().topics}
+        groups = [g for g in self.monitor.latest().groups if _has_dlq(g, names)]
+        return {"groups": groups, "dead_letters": rows}
 
     def detail(self, topic: str, partition: int, offset: int) -> dict[str, Any] | None:
-        for e in self.events():
+        from tidings.cli import dlq_index
+
+        infos = self.monitor.latest().topics
+        for e in dlq_index.index(self.backend, [topic], infos=infos):
             for info in e.letters:
                 rec = info.record
                 if (rec.topic, rec.partition, rec.offset) != (topic, partition, offset):
@@ -236,21 +251,24 @@ class DeadLetters:
         return None
 
     def replay(self, group: str) -> int:
-        """Replay the group's dead letters not replayed yet (as `tidings dlq replay`)."""
+        """Replay the group's dead letters not replayed yet (as `tidings dlq replay`).
+
+        Those in the dead-letter topics as of the latest sample: what the page showed.
+        """
         from tidings.cli import dlq_index
 
         with self._lock:
-            names = dlq_index.dlq_topics(self.backend, group)
+            names, infos = self._topics(group)
             events = [
                 e
-                for e in dlq_index.index(self.backend, names)
+                for e in dlq_index.index(self.backend, names, infos=infos)
                 if e.status is not dlq_index.Status.REPLAYED
             ]
             n = dlq_index.replay(self.backend, events, group)
-            self._cache = None
+            self._cache.clear()
             return n
 
 
-def group_names(monitor: Monitor) -> list[str]:
-    sample = monitor.sample
-    return sorted(sample.groups) if sample is not None else []
+def _has_dlq(group: str, names: set[str]) -> bool:
+    suffix = f".{group}.dlq"
+    return any(n.endswith(suffix) and len(n) > len(suffix) for n in names)

@@ -17,6 +17,7 @@ of observations rather than one number:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -67,7 +68,7 @@ def evaluate(window: Iterable[Observation], *, stopped: bool = False) -> Status:
     if all(o.lag > 0 for o in obs) and obs[0].committed == obs[-1].committed:
         return Status.STALLED
     lags = [o.lag for o in obs]
-    if all(b >= a for a, b in zip(lags, lags[1:], strict=False)) and lags[-1] > lags[0]:
+    if all(b >= a for a, b in itertools.pairwise(lags)) and lags[-1] > lags[0]:
         return Status.LAGGING
     return Status.OK
 
@@ -116,9 +117,11 @@ class HeadClock:
     steady sample reads the broker only for partitions whose commit moved.
     """
 
-    def __init__(self, backend: Backend, *, timeout: float = 2.0) -> None:
+    def __init__(self, backend: Backend, *, timeout: float = 2.0, budget: int = 200) -> None:
         self.backend = backend
         self.timeout = timeout
+        self.budget = budget
+        """Offsets read per call at most (the rest on later calls): bounds one sample."""
         self._cache: dict[tuple[TopicPartition, int], float] = {}
 
     def timestamps(
@@ -126,7 +129,7 @@ class HeadClock:
     ) -> dict[tuple[str, TopicPartition], float]:
         """Return the timestamp of the record at each wanted offset (missing if unreadable)."""
         needed = {(tp, offset) for (_, tp), offset in wanted.items()}
-        todo = [k for k in needed if k not in self._cache]
+        todo = [k for k in needed if k not in self._cache][: self.budget]
         while todo:
             rounds: dict[TopicPartition, int] = {}
             rest: list[tuple[TopicPartition, int]] = []

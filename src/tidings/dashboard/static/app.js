@@ -30,6 +30,7 @@ function badge(status) { return el("span", { class: "badge " + status }, status)
 function num(n) { return n === null || n === undefined ? "–" : Number(n).toLocaleString("en-US"); }
 
 function seconds(s) {
+  if (s === null || s === undefined) return "–";
   if (!s) return "0 s";
   if (s < 60) return s.toFixed(1) + " s";
   if (s < 3600) return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s";
