@@ -111,6 +111,12 @@ def _demo(
         int | None, typer.Option(metavar="N", help="Random seed, for a repeatable run.")
     ] = None,
     broker: BrokerOpt = None,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard", help="Also serve the live status page on http://127.0.0.1:8765/."
+        ),
+    ] = False,
 ) -> None:
     """Run the reference account system with simulated traffic and live progress."""
     try:
@@ -123,7 +129,7 @@ def _demo(
             "Install a complete tidings release, or run `tidings run` on examples/accounts."
         )
         raise typer.Exit(1) from None
-    code: int = module.demo(broker, duration, rate, seed)
+    code: int = module.demo(broker, duration, rate, seed, dashboard=dashboard)
     raise typer.Exit(code)
 
 

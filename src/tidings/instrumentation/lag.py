@@ -58,12 +58,20 @@ class Observation:
         return max(0, self.end - self.committed)
 
 
+MIN_OBSERVATIONS = 5
+"""Observations a window needs before it can call a partition lagging or stalled."""
+
+
 def evaluate(window: Iterable[Observation], *, stopped: bool = False) -> Status:
-    """Judge a partition from its observations, oldest first (see the module docstring)."""
+    """Judge a partition from its observations, oldest first (see the module docstring).
+
+    A window shorter than `MIN_OBSERVATIONS` is ok unless stopped: one jump in lag between
+    two looks is traffic, not a trend.
+    """
     if stopped:
         return Status.STOPPED
     obs = list(window)
-    if len(obs) < 2 or obs[-1].lag == 0:
+    if len(obs) < MIN_OBSERVATIONS or obs[-1].lag == 0:
         return Status.OK
     if all(o.lag > 0 for o in obs) and obs[0].committed == obs[-1].committed:
         return Status.STALLED
