@@ -65,6 +65,7 @@ def test_help_imports_no_heavy_library(argv: list[str]) -> None:
 def test_subcommand_help_imports_no_heavy_library() -> None:
     assert imported_heavy("dlq", "--help") == []
     assert imported_heavy("run", "--help") == []
+    assert imported_heavy("dashboard", "--help") == []
 
 
 def test_topics_list_on_the_embedded_broker_imports_no_heavy_library(tmp_path: Path) -> None:
