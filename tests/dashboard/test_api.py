@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from tests.dashboard.support import SCRIPT, Client, Scenario, wait_for
+import time
+
+from tests.dashboard.support import (
+    SCRIPT,
+    Client,
+    DashOrder,
+    Scenario,
+    start_dashboard,
+    wait_for,
+)
 from tidings.dashboard import Dashboard
+
+ACTION = {"X-Tidings-Action": "1"}
 
 
 def _group(client: Client, name: str) -> dict | None:
@@ -97,3 +108,23 @@ def test_workers_endpoint_returns_live_snapshots(
     doc = wait_for(lambda: client.get("/api/workers")["workers"], what="a worker snapshot")
     mine = [w for w in doc if any(g["group"] == running.group for g in w["groups"])]
     assert mine and mine[0]["state"] == "running" and mine[0]["app"] == "dash"
+
+
+def test_pause_and_resume_a_group_from_the_dashboard(running: Scenario) -> None:
+    with start_dashboard(running.app, allow_actions=True) as dash:
+        client = Client(dash.url.rstrip("/"))
+        path = f"/api/groups/{running.group}"
+        status, _, body = client.raw(path + "/pause", method="POST", headers=ACTION)
+        assert status == 200, body
+        wait_for(
+            lambda: (d := client.get(path))["paused"] and d["status"] == "stopped",
+            30,
+            "the group to report itself paused",
+        )
+        running.app.publish(running.topic, DashOrder(order_id="while-paused", note="x"), key="p")
+        time.sleep(1.5)  # long enough for a flowing group to take it (it takes ~10 ms)
+        assert "while-paused" not in running.handled
+        status, _, body = client.raw(path + "/resume", method="POST", headers=ACTION)
+        assert status == 200, body
+        wait_for(lambda: "while-paused" in running.handled, 30, "the event after resuming")
+        wait_for(lambda: not client.get(path)["paused"], 30, "the group to report itself flowing")

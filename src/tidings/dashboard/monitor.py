@@ -278,6 +278,8 @@ def _owners(
                 continue
             for topic, partition in g.get("assigned", ()):
                 owners[TopicPartition(topic, partition)] = w["worker"]
+                if g.get("held"):  # paused on request: stopped on purpose
+                    stopped.add(TopicPartition(topic, partition))
             for topic, partition, *_ in g.get("stopped", ()):
                 stopped.add(TopicPartition(topic, partition))
     return owners, stopped

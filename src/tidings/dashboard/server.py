@@ -7,7 +7,8 @@ no framework, no new dependency, no build step and nothing fetched from a CDN.
 Safety:
 - it binds to loopback unless told otherwise, and checks the Host header there (a web page
   elsewhere cannot reach it through DNS rebinding);
-- it is read-only unless started with ``allow_actions``; actions are POSTs that need the
+- it is read-only unless started with ``allow_actions`` (replay a group's dead letters,
+  pause or resume a group through `tidings.runtime.control`); actions are POSTs that need the
   ``X-Tidings-Action`` header (a cross-site form or fetch cannot send it without a preflight,
   which is never granted) and, when an Origin header is sent, the dashboard's own origin;
 - on a non-loopback address, actions need the token (``Authorization: Bearer TOKEN``);
@@ -34,6 +35,7 @@ from tidings.backends.base import Backend
 from tidings.dashboard import views
 from tidings.dashboard.monitor import Monitor
 from tidings.exceptions import ConfigurationError
+from tidings.runtime.control import CONTROL_SPEC, control_record
 
 log = logging.getLogger("tidings.dashboard")
 
@@ -51,7 +53,7 @@ CSP = (
 )
 _NAME = r"[A-Za-z0-9._-]{1,249}"
 _GROUP = re.compile(rf"^/api/groups/({_NAME})$")
-_ACTION = re.compile(rf"^/api/groups/({_NAME})/(replay)$")
+_ACTION = re.compile(rf"^/api/groups/({_NAME})/(replay|pause|resume)$")
 _LETTER = re.compile(rf"^/api/dead-letters/({_NAME})/(\d+)/(\d+)$")
 
 
@@ -255,7 +257,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         group, action = m.group(1), m.group(2)
         try:
-            result = {"replayed": dash.dead_letters.replay(group)}
+            if action == "replay":
+                result: dict[str, Any] = {"replayed": dash.dead_letters.replay(group)}
+            else:
+                paused = action == "pause"
+                dash.backend.ensure_topics([CONTROL_SPEC])
+                dash.backend.produce([control_record(group, paused=paused, by=client)])
+                result = {"paused": paused}
         except Exception as exc:
             log.warning("dashboard: %s of group %s from %s failed: %r", action, group, client, exc)
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")

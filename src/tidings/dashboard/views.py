@@ -109,6 +109,7 @@ def group(sample: Sample, name: str) -> dict[str, Any] | None:
                     "stopped": gs.get("stopped", []),
                     "paused": gs.get("paused", []),
                     "backpressure": gs.get("backpressure", False),
+                    "held": gs.get("held", False),
                     "in_flight": gs.get("in_flight", 0),
                     "running_handlers": gs.get("running_handlers", 0),
                     "handled": gs.get("handled", 0),
@@ -136,6 +137,7 @@ def group(sample: Sample, name: str) -> dict[str, Any] | None:
         for p in g.partitions
     ]
     row["worker_details"] = workers
+    row["paused"] = any(bool(w.get("held")) for w in workers)
     return row
 
 

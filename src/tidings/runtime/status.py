@@ -25,8 +25,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from tidings.backends.base import Backend
+from tidings.backends.base import Backend, ConsumerHandle
 from tidings.records import OutgoingRecord, TopicSpec
+from tidings.runtime.control import CONTROL_SPEC, CONTROL_TOPIC, read_control
 from tidings.runtime.group_worker import GroupWorker
 
 log = logging.getLogger("tidings.status")
@@ -42,6 +43,8 @@ STATUS_SPEC = TopicSpec(
 
 DEFAULT_INTERVAL = 5.0
 SCHEMA = 1
+CONTROL_POLL = 1.0
+"""Longest wait for a pause/resume request (seconds)."""
 MAX_RUNNING = 20
 """In-flight events listed per group in a snapshot (the oldest first)."""
 
@@ -82,6 +85,7 @@ def group_status(worker: GroupWorker, now: float) -> dict[str, Any]:
         "stopped": [[tp.topic, tp.partition, why] for tp, why in sorted(stopped.items())],
         "paused": [[tp.topic, tp.partition] for tp in paused if tp not in stopped],
         "backpressure": paused_all,
+        "held": worker.held,
         "in_flight": stats["in_flight"],
         "in_flight_bytes": stats["in_flight_bytes"],
         "running_handlers": sum(r.running for r in worker.routes.values()),
@@ -99,7 +103,9 @@ def group_status(worker: GroupWorker, now: float) -> dict[str, Any]:
 class StatusReporter:
     """Publishes this runner's status snapshot every `interval` seconds from a thread.
 
-    Publishing failures are logged (once per streak) and never reach the consumers.
+    The same thread follows `tidings.control` and pauses or resumes this runner's groups
+    as asked there (`tidings.runtime.control`). Failures are logged (once per streak) and
+    never reach the consumers.
     """
 
     def __init__(
@@ -154,15 +160,20 @@ class StatusReporter:
             self._failing = False
 
     def start(self, workers: Sequence[GroupWorker]) -> None:
-        """Declare the status topic, publish a first snapshot and keep publishing."""
+        """Declare the status topics, publish a first snapshot and keep publishing."""
         self._workers = list(workers)
         try:
-            self.backend.ensure_topics([STATUS_SPEC])
+            self.backend.ensure_topics([STATUS_SPEC, CONTROL_SPEC])
+            control = self.backend.open_consumer(
+                None, [CONTROL_TOPIC], start="earliest", listener=None
+            )
         except Exception as exc:
-            log.warning("could not create %s (%r); no status snapshots", STATUS_TOPIC, exc)
+            log.warning("could not open %s (%r); no status snapshots", STATUS_TOPIC, exc)
             return
         self.publish()
-        self._thread = threading.Thread(target=self._loop, name="tidings-status", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, args=(control,), name="tidings-status", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -175,9 +186,28 @@ class StatusReporter:
         self._thread = None
         self.publish("stopped")
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.publish()
+    def _loop(self, control: ConsumerHandle) -> None:
+        by_group = {w.group: w for w in self._workers}
+        due = time.monotonic() + self.interval
+        try:
+            while not self._stop.is_set():
+                wait = min(CONTROL_POLL, max(0.0, due - time.monotonic()))
+                try:
+                    records = control.fetch(100, wait)
+                except Exception as exc:
+                    log.warning("reading %s failed: %r", CONTROL_TOPIC, exc)
+                    records = []
+                    self._stop.wait(wait)
+                for record in records:
+                    request = read_control(record)
+                    worker = by_group.get(request[0]) if request is not None else None
+                    if request is not None and worker is not None:
+                        worker.hold(request[1])
+                if time.monotonic() >= due:
+                    self.publish()
+                    due = time.monotonic() + self.interval
+        finally:
+            control.close()
 
 
 def stale_after(snapshot: dict[str, Any]) -> float:

@@ -134,8 +134,12 @@ async function groupPage(name) {
     el("h1", {}, "Group ", el("span", { id: "group-name" }, g.group), " ", badge(g.status)),
     el("p", {}, `Lag ${num(g.lag)} events, ${seconds(g.lag_seconds)} behind; ${num(g.rate)} events/s. `, sparkline(g.history)),
   ];
+  if (g.paused) items.push(el("p", { id: "paused" }, "Paused on request: running handlers finish, nothing new is fetched."));
   if (overviewDoc.actions) {
-    items.push(el("p", {}, el("button", { class: "action", id: "replay", onclick: () => replay(g.group) }, "Replay dead letters")));
+    const toggle = g.paused ? "resume" : "pause";
+    items.push(el("p", {},
+      el("button", { class: "action", id: "replay", onclick: () => act(g.group, "replay") }, "Replay dead letters"), " ",
+      el("button", { class: "action", id: toggle, onclick: () => act(g.group, toggle) }, g.paused ? "Resume group" : "Pause group")));
   }
   items.push(
     el("h2", {}, "Partitions"),
@@ -147,12 +151,13 @@ async function groupPage(name) {
   return items;
 }
 
-async function replay(group) {
+async function act(group, action) {
   try {
-    const res = await post("/api/groups/" + encodeURIComponent(group) + "/replay");
-    flash = { ok: true, text: `Replayed ${res.replayed} dead letter(s) to group ${group}.` };
+    const res = await post("/api/groups/" + encodeURIComponent(group) + "/" + action);
+    flash = { ok: true, text: action === "replay" ? `Replayed ${res.replayed} dead letter(s) to group ${group}.`
+      : `Asked the workers of ${group} to ${action}; they follow within a second or two.` };
   } catch (err) {
-    flash = { ok: false, text: "Replay failed: " + err.message };
+    flash = { ok: false, text: action + " failed: " + err.message };
   }
   render();
 }
