@@ -9,7 +9,9 @@
    waits for its first sample, and times `--requests` GETs of /api/overview and of a group
    page; prints p50/p99/max and the sampler's time per sample.
 2. Reporter cost: a real runner with 4 groups; times StatusReporter.publish() (build the
-   snapshot, encode, produce) and prints its CPU share at the default 5 s interval.
+   snapshot, encode, produce) and prints its CPU share at the default 5 s interval. With
+   `--cpu-seconds S`, also measures an idle 4-group worker's process CPU for S seconds
+   with status reports (and the control topic it follows) off and on, twice each.
 """
 
 from __future__ import annotations
@@ -198,6 +200,31 @@ def reporter_cost(broker: str, n: int) -> None:
         app.close()
 
 
+def worker_cpu(broker: str, seconds: float, interval: float | None) -> float:
+    """Return the process CPU share (% of one core) of an idle 4-group worker."""
+    import resource
+
+    tag = uuid.uuid4().hex[:6]
+    app = App("bench-cpu", broker=broker, status_interval=interval)
+    topic = app.topic(f"bench-cpu-{tag}", partitions=6)
+    for g in range(4):
+
+        @app.consumer(topic, group=f"bench-cpu-{tag}-{g}")
+        async def handle(event: BenchPing) -> None:
+            pass
+
+    try:
+        with app.running():
+            time.sleep(3)  # joined and settled
+            r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            time.sleep(seconds)
+            r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    finally:
+        app.close()
+    used = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return used / (t1 - t0) * 100
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--broker", default=None, help="default: a fresh embedded store")
@@ -205,11 +232,17 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=10)
     parser.add_argument("--workers", type=int, default=20)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--cpu-seconds", type=float, default=0, help="also A/B an idle worker")
     args = parser.parse_args()
     broker = args.broker or f"embedded://{Path(tempfile.mkdtemp(prefix='tidings-dash-'))}"
     print(f"broker: {broker}")
     overview_latency(broker, args.groups, args.partitions, args.workers, args.requests)
     reporter_cost(broker, 100)
+    if args.cpu_seconds:
+        for interval in (None, st.DEFAULT_INTERVAL, None, st.DEFAULT_INTERVAL):
+            share = worker_cpu(broker, args.cpu_seconds, interval)
+            label = "off" if interval is None else f"every {interval:g} s"
+            print(f"idle 4-group worker, status reports {label}: {share:.2f}% CPU")
 
 
 if __name__ == "__main__":

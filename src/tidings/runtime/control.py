@@ -1,11 +1,11 @@
 """Pause and resume a group through the broker: control records on `tidings.control`.
 
 `tidings dashboard --allow-actions` appends ``{"group": G, "paused": true|false}`` keyed by
-the group; every runner follows the topic (in its status thread) and holds or releases the
-group's fetching: running handlers finish, nothing new is fetched while paused, and the
-state survives restarts (a worker that starts later reads it too). The newest record per
-group wins; the topic is compacted on Kafka and kept whole on the other brokers (one small
-record per action).
+the group. Every runner reads the topic before each status snapshot (so within
+`status_interval`, 5 s by default) and holds or releases the group's fetching: running
+handlers finish, nothing new is fetched while paused, and the state survives restarts (a
+worker that starts later reads it too). The newest record per group wins; the topic is
+compacted on Kafka and kept whole on the other brokers (one small record per action).
 """
 
 from __future__ import annotations

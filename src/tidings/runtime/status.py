@@ -43,8 +43,8 @@ STATUS_SPEC = TopicSpec(
 
 DEFAULT_INTERVAL = 5.0
 SCHEMA = 1
-CONTROL_POLL = 1.0
-"""Longest wait for a pause/resume request (seconds)."""
+CONTROL_WAIT = 0.2
+"""Seconds the status thread waits for pause/resume requests before each snapshot."""
 MAX_RUNNING = 20
 """In-flight events listed per group in a snapshot (the oldest first)."""
 
@@ -103,8 +103,9 @@ def group_status(worker: GroupWorker, now: float) -> dict[str, Any]:
 class StatusReporter:
     """Publishes this runner's status snapshot every `interval` seconds from a thread.
 
-    The same thread follows `tidings.control` and pauses or resumes this runner's groups
-    as asked there (`tidings.runtime.control`). Failures are logged (once per streak) and
+    Before each snapshot, the same thread reads `tidings.control` and pauses or resumes
+    this runner's groups as asked there (`tidings.runtime.control`), so a request takes
+    effect within one interval. Failures are logged (once per streak) and
     never reach the consumers.
     """
 
@@ -187,27 +188,28 @@ class StatusReporter:
         self.publish("stopped")
 
     def _loop(self, control: ConsumerHandle) -> None:
-        by_group = {w.group: w for w in self._workers}
-        due = time.monotonic() + self.interval
         try:
-            while not self._stop.is_set():
-                wait = min(CONTROL_POLL, max(0.0, due - time.monotonic()))
-                try:
-                    records = control.fetch(100, wait)
-                except Exception as exc:
-                    log.warning("reading %s failed: %r", CONTROL_TOPIC, exc)
-                    records = []
-                    self._stop.wait(wait)
-                for record in records:
-                    request = read_control(record)
-                    worker = by_group.get(request[0]) if request is not None else None
-                    if request is not None and worker is not None:
-                        worker.hold(request[1])
-                if time.monotonic() >= due:
-                    self.publish()
-                    due = time.monotonic() + self.interval
+            while True:
+                self._follow(control)
+                if self._stop.wait(self.interval):
+                    return
+                self.publish()
         finally:
             control.close()
+
+    def _follow(self, control: ConsumerHandle) -> None:
+        """Apply new pause/resume requests (read once per snapshot: cheap when idle)."""
+        by_group = {w.group: w for w in self._workers}
+        try:
+            records = control.fetch(500, CONTROL_WAIT)
+        except Exception as exc:
+            log.warning("reading %s failed: %r", CONTROL_TOPIC, exc)
+            return
+        for record in records:
+            request = read_control(record)
+            worker = by_group.get(request[0]) if request is not None else None
+            if request is not None and worker is not None:
+                worker.hold(request[1])
 
 
 def stale_after(snapshot: dict[str, Any]) -> float:

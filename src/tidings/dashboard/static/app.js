@@ -155,7 +155,7 @@ async function act(group, action) {
   try {
     const res = await post("/api/groups/" + encodeURIComponent(group) + "/" + action);
     flash = { ok: true, text: action === "replay" ? `Replayed ${res.replayed} dead letter(s) to group ${group}.`
-      : `Asked the workers of ${group} to ${action}; they follow within a second or two.` };
+      : `Asked the workers of ${group} to ${action}; they follow with their next status report (5 s by default).` };
   } catch (err) {
     flash = { ok: false, text: action + " failed: " + err.message };
   }
