@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +160,8 @@ class Monitor:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sampled = threading.Condition()
+        self.on_sample: list[Callable[[Sample], None]] = []
+        """Called with each new sample, on the sampling thread (e.g. to pre-render JSON)."""
 
     def start(self) -> None:
         self.feed.start()
@@ -182,6 +185,8 @@ class Monitor:
     def refresh(self) -> Sample:
         """Sample now (also done by the thread every `interval` seconds)."""
         sample = self._take()
+        for listener in self.on_sample:
+            listener(sample)
         with self._sampled:
             self.sample = sample
             self._sampled.notify_all()

@@ -33,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tidings.backends.base import Backend
 from tidings.dashboard import views
-from tidings.dashboard.monitor import Monitor
+from tidings.dashboard.monitor import Monitor, Sample
 from tidings.exceptions import ConfigurationError
 from tidings.runtime.control import CONTROL_SPEC, control_record
 
@@ -104,10 +104,26 @@ class Dashboard:
         self.allow_actions = allow_actions
         self.token = token
         self.monitor = Monitor(backend, interval=interval)
+        self._overview: tuple[Sample, bytes] | None = None
+        self.monitor.on_sample.append(self._render_overview)
         self.dead_letters = views.DeadLetters(backend, self.monitor)
         self.server = ThreadingHTTPServer((host, port), _handler_for(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
+
+    def _render_overview(self, sample: Sample) -> None:
+        """Encode the overview once per sample (requests then only send bytes)."""
+        doc = views.overview(sample, self.backend.url, self.allow_actions)
+        self._overview = (sample, json.dumps(doc, separators=(",", ":")).encode())
+
+    def overview_json(self) -> bytes:
+        sample = self.monitor.latest()
+        cached = self._overview
+        if cached is None or cached[0] is not sample:
+            self._render_overview(sample)
+            cached = self._overview
+            assert cached is not None
+        return cached[1]
 
     @property
     def url(self) -> str:
@@ -213,8 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(self, path: str, query: dict[str, list[str]]) -> None:
         dash = self.dashboard
         if path == "/api/overview":
-            sample = dash.monitor.latest()
-            self._json(HTTPStatus.OK, views.overview(sample, dash.backend.url, dash.allow_actions))
+            self._send(HTTPStatus.OK, dash.overview_json(), "application/json")
         elif path == "/api/topics":
             self._json(HTTPStatus.OK, views.topics(dash.monitor.latest()))
         elif path == "/api/workers":
