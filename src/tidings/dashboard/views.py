@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from tidings.backends.base import Backend, TopicInfo
 from tidings.dashboard.monitor import GroupView, Monitor, Sample
 from tidings.runtime import status as st
+from tidings.runtime.control import CONTROL_TOPIC
 
 DLQ_TTL = 2.0
 """Seconds a read of the dead-letter topics is reused."""
@@ -31,9 +32,11 @@ def public_url(url: str) -> str:
 
 
 def kind(name: str) -> str:
-    """Return what a topic is for: events, retry, dlq or status."""
+    """Return what a topic is for: events, retry, dlq, status or control."""
     if name == st.STATUS_TOPIC:
         return "status"
+    if name == CONTROL_TOPIC:
+        return "control"
     if name.endswith(".dlq"):
         return "dlq"
     if name.endswith(".retry"):
