@@ -91,9 +91,7 @@ class LagMonitor:
         self.window = window
         self._obs: dict[tuple[str, TopicPartition], deque[Observation]] = {}
 
-    def observe(
-        self, group: str, tp: TopicPartition, committed: int, end: int, at: float
-    ) -> None:
+    def observe(self, group: str, tp: TopicPartition, committed: int, end: int, at: float) -> None:
         """Record one observation (older ones than the window are dropped)."""
         q = self._obs.setdefault((group, tp), deque())
         q.append(Observation(at, committed, end))
