@@ -371,9 +371,7 @@ class App:
         workers = self._workers(groups)
         status = None
         if self.status_interval is not None:
-            status = StatusReporter(
-                self._ready_backend(), self.name, interval=self.status_interval
-            )
+            status = StatusReporter(self._ready_backend(), self.name, interval=self.status_interval)
         return Runner(workers, grace=self.grace, status=status)
 
     async def serve(self, groups: Iterable[str] | None = None) -> None:
