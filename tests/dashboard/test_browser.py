@@ -136,3 +136,10 @@ def test_pages_in_chromium(browser: Any, accounts: Any) -> None:
             )
             _shot(d, "replayed")
             assert d.execute_script("return window.__pwned") is None
+
+            d.find_element("css selector", "#pause").click()
+            wait_for(lambda: _text(d, "#paused"), 30, "the group to report itself paused")
+            assert _text(d, "h1 .badge") == "stopped"
+            _shot(d, "paused")
+            d.find_element("css selector", "#resume").click()
+            wait_for(lambda: d.find_elements("css selector", "#pause"), 30, "the group resumed")
