@@ -27,8 +27,8 @@ def test_overview_lists_the_group_with_its_worker(
 ) -> None:
     _, client = dashboard
     row = wait_for(
-        lambda: (g := _group(client, running.group)) and g["workers"] and g,
-        what="the group with a reporting worker",
+        lambda: (g := _group(client, running.group)) and g["workers"] and g["lag"] == 0 and g,
+        what="the group caught up, with a reporting worker",
     )
     assert row["status"] in ("ok", "lagging", "stalled", "stopped")
     assert row["lag"] == 0
@@ -48,6 +48,7 @@ def test_group_page_shows_partitions_owners_and_worker_counts(
             (d := client.get(f"/api/groups/{running.group}"))
             and d["worker_details"]
             and d["worker_details"][0]["handled"] >= 3
+            and d["worker_details"][0]["dead_lettered"] == 1
             and d
         ),
         what="the group's worker with its counts",
