@@ -204,7 +204,15 @@ class Monitor:
     def _take(self) -> Sample:
         t0 = time.perf_counter()
         now = time.time()
-        topics = self.backend.topics()
+        try:
+            topics = self.backend.topics()
+        except Exception as exc:
+            if self.sample is None:
+                raise
+            # A busy Kafka cluster can fail one listing (a topic deleted meanwhile): keep
+            # the last topic list rather than showing nothing for a whole interval.
+            log.warning("listing topics failed (%r); showing the previous listing", exc)
+            topics = self.sample.topics
         infos = [g for g in self.backend.groups() if g.group not in INTERNAL_GROUPS]
         workers = self.feed.current(now)
         starts = {
