@@ -28,8 +28,6 @@ log = logging.getLogger("tidings.dashboard")
 INTERNAL_GROUPS = ("tidings.scheduler",)
 HISTORY = 10 * 60.0
 """Seconds of throughput history kept per group (the overview's sparkline)."""
-STATUS_BACKLOG = 5_000
-"""Status records read back on start (newer snapshots replace older ones anyway)."""
 
 
 class StatusFeed:
@@ -85,16 +83,12 @@ class StatusFeed:
                 self._stop.wait(2.0)
 
     def _follow(self) -> None:
+        # From the start: the topic is compacted on Kafka and keeps an hour elsewhere (a
+        # few thousand small records), and no topic listing is needed (slow on big brokers).
         handle = self.backend.open_consumer(
             None, [st.STATUS_TOPIC], start="earliest", listener=None
         )
         try:
-            for info in self.backend.topics():
-                if info.name == st.STATUS_TOPIC:
-                    for p, (s, e) in enumerate(
-                        zip(info.start_offsets, info.end_offsets, strict=True)
-                    ):
-                        handle.seek(TopicPartition(info.name, p), max(s, e - STATUS_BACKLOG))
             while not self._stop.is_set():
                 records = handle.fetch(500, 0.5)
                 for record in records:
@@ -199,6 +193,9 @@ class Monitor:
                 self.refresh()
             except Exception as exc:
                 log.warning("sampling the broker failed: %r", exc)
+                if self.sample is None:  # nothing to show yet: try again soon
+                    self._stop.wait(min(0.5, self.interval))
+                    continue
             self._stop.wait(self.interval)
 
     def _take(self) -> Sample:
