@@ -18,7 +18,7 @@ $(RUNTIME): pyproject.toml | $(VENV)/bin/python
 	touch $@
 
 $(STAMP): pyproject.toml $(RUNTIME)
-	@echo "== Installing the dev tools (pytest, pytest-timeout, ruff, mypy) into $(VENV)"
+	@echo "== Installing the dev tools (pytest, pytest-timeout, ruff, mypy, selenium) into $(VENV)"
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 

@@ -33,6 +33,7 @@ from tidings.runtime.handlers import inspect_handler
 from tidings.runtime.policies import Batch, Retry
 from tidings.runtime.runner import Runner
 from tidings.runtime.spec import ConsumerSpec
+from tidings.runtime.status import StatusReporter
 from tidings.topics import declared_spec
 
 if TYPE_CHECKING:
@@ -70,7 +71,9 @@ class App:
     `max_in_flight_bytes` cap the fetched but unfinished events (and their key + value
     bytes) per group in this process: fetching pauses above either, which bounds memory and
     the redeliveries after a crash. Each finished event releases the average size of the
-    fetch it came in (up to 500 records of one partition). Other keyword options go to the
+    fetch it came in (up to 500 records of one partition). While consumers run, the app
+    publishes a status snapshot every `status_interval` seconds to the internal topic
+    ``tidings.status`` for `tidings dashboard` (None: none). Other keyword options go to the
     backend (e.g. ``config={...}`` librdkafka properties for Kafka, ``synchronous="FULL"``
     for the embedded store).
     """
@@ -85,6 +88,7 @@ class App:
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_in_flight: int = 10_000,
         max_in_flight_bytes: int = 64 * 1024 * 1024,
+        status_interval: float | None = 5.0,
         **options: Any,
     ) -> None:
         _check_name("App", name)
@@ -100,6 +104,12 @@ class App:
             )
         self.max_in_flight = max_in_flight
         self.max_in_flight_bytes = max_in_flight_bytes
+        if status_interval is not None and status_interval <= 0:
+            raise ConfigurationError(
+                f"status_interval must be > 0 seconds, or None for no status reports "
+                f"(got {status_interval})."
+            )
+        self.status_interval = status_interval
         self.clock = clock
         self.grace = grace
         self.options = options
@@ -419,7 +429,11 @@ class App:
 
     def runner(self, groups: Iterable[str] | None = None) -> Runner:
         """Build a Runner for the chosen groups (all by default)."""
-        return Runner(self._workers(groups), grace=self.grace)
+        workers = self._workers(groups)
+        status = None
+        if self.status_interval is not None:
+            status = StatusReporter(self._ready_backend(), self.name, interval=self.status_interval)
+        return Runner(workers, grace=self.grace, status=status)
 
     async def serve(self, groups: Iterable[str] | None = None) -> None:
         """Run the consumers inside an existing event loop until cancelled."""

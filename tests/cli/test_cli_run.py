@@ -103,15 +103,24 @@ def test_demo_runs_the_demo_module(monkeypatch: pytest.MonkeyPatch) -> None:
 
     class FakeDemo:
         @staticmethod
-        def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> int:
-            calls.append((broker, duration, rate, seed))
+        def demo(
+            broker: str | None,
+            duration: float,
+            rate: float,
+            seed: int | None,
+            *,
+            dashboard: bool = False,
+        ) -> int:
+            calls.append((broker, duration, rate, seed, dashboard))
             return 3
 
     monkeypatch.setitem(sys.modules, "tidings.cli.demo", FakeDemo)  # type: ignore[arg-type]
     cli = Cli("embedded://unused")
     result = cli("demo", "--duration", "2", "--rate", "5", "--seed", "7", broker=False)
     assert result.exit_code == 3
-    assert calls == [(None, 2.0, 5.0, 7)]
+    assert calls == [(None, 2.0, 5.0, 7, False)]
+    assert cli("demo", "--dashboard", broker=False).exit_code == 3
+    assert calls[-1][-1] is True
 
 
 def test_demo_without_its_module_says_so(monkeypatch: pytest.MonkeyPatch) -> None:

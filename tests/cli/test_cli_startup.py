@@ -67,6 +67,7 @@ def test_subcommand_help_imports_no_heavy_library() -> None:
     assert imported_heavy("run", "--help") == []
     assert imported_heavy("schema", "check", "--help") == []
     assert imported_heavy("docs", "--help") == []
+    assert imported_heavy("dashboard", "--help") == []
 
 
 def test_topics_list_on_the_embedded_broker_imports_no_heavy_library(tmp_path: Path) -> None:

@@ -114,6 +114,12 @@ def _demo(
         int | None, typer.Option(metavar="N", help="Random seed, for a repeatable run.")
     ] = None,
     broker: BrokerOpt = None,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            "--dashboard", help="Also serve the live status page on http://127.0.0.1:8765/."
+        ),
+    ] = False,
 ) -> None:
     """Run the reference account system with simulated traffic and live progress."""
     try:
@@ -126,11 +132,46 @@ def _demo(
             "Install a complete tidings release, or run `tidings run` on examples/accounts."
         )
         raise typer.Exit(1) from None
-    code: int = module.demo(broker, duration, rate, seed)
+    code: int = module.demo(broker, duration, rate, seed, dashboard=dashboard)
     raise typer.Exit(code)
 
 
+def _dashboard(
+    http: Annotated[
+        str,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            help="Where to serve the page. Another address than loopback exposes it.",
+        ),
+    ] = "127.0.0.1:8765",
+    allow_actions: Annotated[
+        bool,
+        typer.Option(
+            "--allow-actions",
+            help="Let the page replay a group's dead letters (each action is logged).",
+        ),
+    ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            metavar="TOKEN",
+            envvar="TIDINGS_DASHBOARD_TOKEN",
+            show_default=False,
+            help="Token actions must send (needed for actions on a non-loopback address).",
+        ),
+    ] = None,
+    broker: BrokerOpt = None,
+) -> None:
+    """Serve the live status page: groups, lag, workers, topics, delays and dead letters."""
+    from tidings.cli.dashboard import dashboard  # imported here: keeps --help fast
+
+    dashboard(http, allow_actions, token, broker)
+
+
 app.command("run")(_run)
+app.command("dashboard")(_dashboard)
 app.command("demo")(_demo)
 app.command("publish")(_publish)
 app.command("tail")(_tail)

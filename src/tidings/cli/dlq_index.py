@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tidings.backends.base import Backend
+from tidings.backends.base import Backend, TopicInfo
 from tidings.cli.reader import read_existing
 from tidings.records import Record
 from tidings.runtime import dead_letters as dl
@@ -80,9 +80,14 @@ def dlq_groups(backend: Backend) -> list[str]:
     return sorted(groups)
 
 
-def index(backend: Backend, topics: Sequence[str]) -> list[DeadEvent]:
-    """Read the dead-letter topics and return one DeadEvent per event id, oldest first."""
-    return fold(read_existing(backend, topics))
+def index(
+    backend: Backend, topics: Sequence[str], *, infos: Sequence[TopicInfo] | None = None
+) -> list[DeadEvent]:
+    """Read the dead-letter topics and return one DeadEvent per event id, oldest first.
+
+    `infos`: the topics' descriptions if the caller has them (see `read_existing`).
+    """
+    return fold(read_existing(backend, topics, infos=infos))
 
 
 def fold(records: Iterable[Record]) -> list[DeadEvent]:

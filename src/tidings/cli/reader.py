@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 
-from tidings.backends.base import Backend
+from tidings.backends.base import Backend, TopicInfo
 from tidings.records import Record, Start, TopicPartition
 
 BATCH = 500
@@ -18,17 +18,22 @@ transaction markers); normally the window is complete long before.
 
 
 def read_existing(
-    backend: Backend, topics: Sequence[str], *, last: int | None = None
+    backend: Backend,
+    topics: Sequence[str],
+    *,
+    last: int | None = None,
+    infos: Sequence[TopicInfo] | None = None,
 ) -> Iterator[Record]:
     """Yield the records the topics hold now, oldest first per partition, then stop.
 
     With `last`, only the last `last` records of each partition. Records appended while
-    reading (after the end offsets seen at the start) are not included.
+    reading (after the end offsets seen at the start) are not included. `infos` are the
+    topics' descriptions if the caller has them (else `backend.topics()` is asked).
     """
     wanted = set(topics)
     floor: dict[TopicPartition, int] = {}
     end: dict[TopicPartition, int] = {}
-    for info in backend.topics():
+    for info in backend.topics() if infos is None else infos:
         if info.name not in wanted:
             continue
         for p, (s, e) in enumerate(zip(info.start_offsets, info.end_offsets, strict=True)):

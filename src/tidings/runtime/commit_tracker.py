@@ -7,6 +7,7 @@ event: `track_runs` costs one object per run, and a finish marks one flag in its
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
@@ -40,7 +41,18 @@ class Run:
     before it is committable once every earlier run of the partition is done.
     """
 
-    __slots__ = ("done", "head", "left", "nbytes", "part", "records", "share", "size", "start")
+    __slots__ = (
+        "done",
+        "fetched",
+        "head",
+        "left",
+        "nbytes",
+        "part",
+        "records",
+        "share",
+        "size",
+        "start",
+    )
 
     def __init__(
         self, part: Partition, records: Sequence[Record], start: int, size: int, nbytes: int
@@ -55,6 +67,8 @@ class Run:
         self.nbytes = nbytes
         self.share = nbytes // size if size else 0
         """Bytes released per finished event (the remainder with the last one)."""
+        self.fetched = 0.0
+        """`time.monotonic()` when the run was fetched (set by `track_runs`)."""
 
     def unreleased(self) -> int:
         """Bytes of this run still counted in flight."""
@@ -104,6 +118,7 @@ class CommitTracker:
         n = len(records)
         if not n:
             return runs
+        now = time.monotonic()
         with self._lock:
             parts = self._parts
             start = 0
@@ -122,6 +137,7 @@ class CommitTracker:
                     part = parts[tp] = Partition(tp, self._epochs.get(tp, 0))
                 nbytes = _nbytes(records[start:end] if start or end < n else records)
                 run = Run(part, records, start, end - start, nbytes)
+                run.fetched = now
                 part.runs.append(run)
                 part.unfinished += run.size
                 self._bytes += nbytes
@@ -231,6 +247,22 @@ class CommitTracker:
                 return self._in_flight
             part = self._parts.get(tp)
             return 0 if part is None else part.unfinished
+
+    def heads(self) -> list[tuple[Partition, Record, float]]:
+        """Return each partition's oldest unfinished record and when it was fetched.
+
+        For status reports: the record that holds back the partition's commit, with its
+        `time.monotonic()` fetch time. Partitions with nothing unfinished are left out.
+        """
+        out: list[tuple[Partition, Record, float]] = []
+        with self._lock:
+            for part in self._parts.values():
+                if not part.unfinished or not part.runs:
+                    continue
+                run = part.runs[0]
+                if run.head < run.size:
+                    out.append((part, run.records[run.start + run.head], run.fetched))
+        return out
 
     def in_flight_bytes(self) -> int:
         """Return the key and value bytes of fetched runs that are not finished."""

@@ -76,6 +76,7 @@ class GroupWorker:
         self._stopped: dict[TopicPartition, str] = {}
         self._bp_paused: set[TopicPartition] = set()
         self._global_pause = False
+        self._held = False
         self._stop_lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
@@ -132,6 +133,26 @@ class GroupWorker:
         snap["in_flight_bytes"] = self.tracker.in_flight_bytes()
         snap["assigned"] = sorted(self._assigned)
         return snap
+
+    def stopped(self) -> dict[TopicPartition, str]:
+        """Return the partitions stopped on purpose (a failure without dead letters), why."""
+        with self._stop_lock:
+            return dict(self._stopped)
+
+    def hold(self, paused: bool) -> None:
+        """Pause (or resume) fetching every partition; running handlers carry on."""
+        if paused != self._held:
+            log.warning("group %s: %s on request", self.group, "paused" if paused else "resumed")
+        self._held = paused
+
+    @property
+    def held(self) -> bool:
+        """Whether fetching is paused on request (`hold`)."""
+        return self._held
+
+    def backpressure(self) -> tuple[bool, list[TopicPartition]]:
+        """Return whether fetching is paused group-wide, and the partitions paused now."""
+        return self._global_pause, sorted(self._bp_paused)
 
     # -- RouteOwner (event loop thread) --------------------------------------------------
 
@@ -346,7 +367,7 @@ class GroupWorker:
         over = total >= limit or nbytes >= byte_limit
         still = total > limit // 2 or nbytes > byte_limit // 2
         self._global_pause = over or (self._global_pause and still)
-        if self._global_pause:
+        if self._global_pause or self._held:
             want |= self._assigned
         pause = sorted(want - self._bp_paused)
         resume = sorted(self._bp_paused - want)

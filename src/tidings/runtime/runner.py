@@ -8,6 +8,7 @@ import signal
 from collections.abc import Sequence
 
 from tidings.runtime.group_worker import GroupWorker
+from tidings.runtime.status import StatusReporter
 
 log = logging.getLogger("tidings.runner")
 
@@ -15,9 +16,17 @@ log = logging.getLogger("tidings.runner")
 class Runner:
     """Starts every GroupWorker, waits for a stop request, and shuts them down in order."""
 
-    def __init__(self, workers: Sequence[GroupWorker], *, grace: float) -> None:
+    def __init__(
+        self,
+        workers: Sequence[GroupWorker],
+        *,
+        grace: float,
+        status: StatusReporter | None = None,
+    ) -> None:
         self.workers = list(workers)
         self.grace = grace
+        self.status = status
+        """Publishes this runner's status snapshots while it serves (None: no reports)."""
         self._stop: asyncio.Event | None = None
         self._signals = 0
         self.aborted = False
@@ -59,6 +68,8 @@ class Runner:
         self._stop = asyncio.Event()
         for worker in self.workers:
             await worker.start()
+        if self.status is not None:
+            await asyncio.to_thread(self.status.start, self.workers)
         try:
             while not self._stop.is_set():
                 failed = next((w for w in self.workers if w.error is not None), None)
@@ -70,6 +81,8 @@ class Runner:
                     pass
         finally:
             await asyncio.gather(*(w.stop(self.grace) for w in self.workers))
+            if self.status is not None:
+                await asyncio.to_thread(self.status.stop)
         errors = [w.error for w in self.workers if w.error is not None]
         if errors:
             raise errors[0]

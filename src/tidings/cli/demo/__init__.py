@@ -46,8 +46,22 @@ DRAIN_SLACK = 30.0
 """Seconds, beyond the longest settlement and delay, that the demo waits for groups to drain."""
 
 
-def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> int:
-    """Run the demo; return the exit code (0: nothing lost, 1: something was, 130: Ctrl-C)."""
+DASHBOARD_HTTP = "127.0.0.1:8765"
+"""Where `tidings demo --dashboard` serves the status page (loopback, read-only)."""
+
+
+def demo(
+    broker: str | None,
+    duration: float,
+    rate: float,
+    seed: int | None,
+    *,
+    dashboard: bool = False,
+) -> int:
+    """Run the demo; return the exit code (0: nothing lost, 1: something was, 130: Ctrl-C).
+
+    With `dashboard`, the status page is served on `DASHBOARD_HTTP` while the demo runs.
+    """
     try:
         system_module = load_example()
     except DemoUnavailable as exc:
@@ -73,6 +87,15 @@ def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> 
         soft_wrap=True,
     )
     keep_data = True  # for inspection, unless the run ends cleanly or is interrupted
+    page = None
+    if dashboard:
+        from tidings.dashboard import Dashboard, parse_bind
+
+        system.app.status_interval = 1.0
+        host, port = parse_bind(DASHBOARD_HTTP)
+        page = Dashboard(system.app.backend, host=host, port=port, interval=1.0)
+        page.start()
+        console.print(f"dashboard: {page.url} (read-only, while the demo runs)")
     try:
         with _captured_logs() as recent:
             run = DemoRun(system, traffic, recent, duration=duration, rate=rate)
@@ -87,6 +110,8 @@ def demo(broker: str | None, duration: float, rate: float, seed: int | None) -> 
         keep_data = result.lost > 0 or not relayed
         return 0 if result.lost == 0 and relayed else 1
     finally:
+        if page is not None:
+            page.close()
         system.close()
         if data_dir is not None:
             if keep_data:

@@ -1,0 +1,1 @@
+"""Instrumentation: lag in seconds and group status (the event catalogue joins later)."""
