@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeAlias
@@ -13,6 +14,8 @@ from tidings.clock import Clock
 from tidings.events import Event
 from tidings.exceptions import ConfigurationError, EncodeError, EventTooLarge
 from tidings.gc_pause import gc_paused
+from tidings.instrumentation.catalogue import DelayScheduled, EventPublished
+from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Headers, OutgoingRecord, TopicSpec
 from tidings.wire import (
     H_DATASCHEMA,
@@ -69,7 +72,9 @@ class Publisher:
         clock: Clock,
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        listeners: Listeners | None = None,
     ) -> None:
+        self.listeners = listeners or Listeners()
         self.source = source
         self._source = source.encode()
         self._backend = backend
@@ -209,7 +214,10 @@ class Publisher:
         record, eid = self.build(
             topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
         )
+        t0 = time.perf_counter() if self.listeners.active else 0.0
         (meta,) = self._backend().produce([record])
+        if t0:
+            self._published(meta.topic, 1, t0, record.deliver_at)
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
     async def publish_async(
@@ -226,7 +234,10 @@ class Publisher:
         record, eid = self.build(
             topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
         )
+        t0 = time.perf_counter() if self.listeners.active else 0.0
         (meta,) = await self._backend().produce_async([record])
+        if t0:
+            self._published(meta.topic, 1, t0, record.deliver_at)
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
     def publish_many(
@@ -250,12 +261,21 @@ class Publisher:
                 ids.extend(chunk_ids)
                 yield records
 
+        t0 = time.perf_counter() if self.listeners.active else 0.0
         with gc_paused(len(batch)):
             metas = self._backend().produce_stream(chunks())
+            if t0 and metas:
+                self._published(name, len(metas), t0, deliver_at)
             return [
                 Published(eid, t, p, o, deliver_at)
                 for eid, (t, p, o) in zip(ids, metas, strict=True)
             ]
+
+    def _published(self, topic: str, count: int, t0: float, deliver_at: float | None) -> None:
+        duration = time.perf_counter() - t0
+        self.listeners.emit(EventPublished(topic, count, duration, deliver_at is not None))
+        if deliver_at is not None:
+            self.listeners.emit(DelayScheduled(topic, count, deliver_at))
 
 
 def user_headers(headers: Mapping[str, str]) -> Headers:

@@ -20,6 +20,16 @@ from typing import Any
 from tidings.backends.base import Backend, ConsumerHandle
 from tidings.clock import Clock
 from tidings.exceptions import ConsumerFailed, TidingsError
+from tidings.instrumentation.catalogue import (
+    ConsumerPaused,
+    ConsumerResumed,
+    OffsetsCommitted,
+    PartitionsAssigned,
+    PartitionsRevoked,
+    WorkerStarted,
+    WorkerStopping,
+)
+from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
@@ -40,6 +50,9 @@ class GroupWorker:
     max_in_flight_per_partition = 2_000
     revoke_grace = 5.0
     recommit_interval = 2.0
+    ready_without_partitions = 30.0
+    """A member with no partitions (more members than partitions) counts as joined after
+    its consumer has been open this long."""
 
     def __init__(
         self,
@@ -52,7 +65,12 @@ class GroupWorker:
         member_id: str | None = None,
         max_in_flight: int = 10_000,
         max_in_flight_bytes: int = 64 * 1024 * 1024,
+        listeners: Listeners | None = None,
     ) -> None:
+        self.listeners = listeners or Listeners()
+        self._joined = False
+        self._last_turn: float | None = None
+        self._opened: float | None = None
         self.max_in_flight = max_in_flight
         self.max_in_flight_bytes = max_in_flight_bytes
         self.max_in_flight_per_partition = max(100, max_in_flight // 4)
@@ -90,6 +108,8 @@ class GroupWorker:
             if not spec.retry.keep_order:
                 self.routes[retry_topic(spec.topic, self.group)] = route
             route.start()
+        if self.listeners.active:
+            self.listeners.emit(WorkerStarted(self.group, tuple(self.routes), self))
         self._thread = threading.Thread(
             target=self._poll_thread, name=f"tidings-poll-{self.group}", daemon=True
         )
@@ -97,6 +117,8 @@ class GroupWorker:
 
     async def stop(self, grace: float) -> None:
         """Stop fetching, let running handlers finish within `grace`, commit, leave."""
+        if self.listeners.active:
+            self.listeners.emit(WorkerStopping(self.group))
         for route in self.routes.values():
             route.begin_shutdown()
         deadline = self.clock.monotonic() + grace
@@ -129,6 +151,22 @@ class GroupWorker:
         snap["in_flight_bytes"] = self.tracker.in_flight_bytes()
         snap["assigned"] = sorted(self._assigned)
         return snap
+
+    # -- WorkerView (health, read from any thread) ------------------------------------------
+
+    @property
+    def joined(self) -> bool:
+        """Whether partitions were assigned at least once (the group is joined), or the
+        consumer has been open `ready_without_partitions` seconds without any."""
+        opened = self._opened
+        return self._joined or (
+            opened is not None and time.monotonic() - opened >= self.ready_without_partitions
+        )
+
+    def seconds_since_poll(self) -> float:
+        """Seconds since the poll loop last turned; 0 before it started."""
+        last = self._last_turn
+        return 0.0 if last is None else max(0.0, time.monotonic() - last)
 
     # -- RouteOwner (event loop thread) --------------------------------------------------
 
@@ -236,6 +274,9 @@ class GroupWorker:
 
     def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         self._assigned.update(partitions)
+        self._joined = True
+        if self.listeners.active:
+            self.listeners.emit(PartitionsAssigned(self.group, _pairs(partitions)))
         log.info("group %s: assigned %s", self.group, _fmt(partitions))
 
     def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -253,7 +294,7 @@ class GroupWorker:
         handle = self._handle
         if offsets and handle is not None:
             try:
-                handle.commit(offsets, sync=True)
+                self._send_commit(handle, offsets, sync=True)
             except Exception as exc:
                 log.warning("group %s: commit on revocation failed: %r", self.group, exc)
         self._assigned.difference_update(partitions)
@@ -261,6 +302,8 @@ class GroupWorker:
         with self._stop_lock:
             for tp in partitions:
                 self._stopped.pop(tp, None)
+        if self.listeners.active:
+            self.listeners.emit(PartitionsRevoked(self.group, _pairs(partitions)))
         log.info("group %s: revoked %s", self.group, _fmt(partitions))
 
     # -- the poll thread -------------------------------------------------------------------
@@ -274,6 +317,7 @@ class GroupWorker:
                 listener=self,
                 member_id=self.member_id,
             )
+            self._opened = time.monotonic()
             self._poll_loop(self._handle)
         except BaseException as exc:
             self.error = exc
@@ -290,6 +334,7 @@ class GroupWorker:
         next_commit = self.clock.monotonic() + self.commit_interval
         next_full = self.clock.monotonic() + self.recommit_interval
         while not self._stop_fetching.is_set():
+            self._last_turn = time.monotonic()
             self._apply_pauses(handle)
             if self.clock.monotonic() >= next_commit:
                 full = self.clock.monotonic() >= next_full
@@ -319,9 +364,17 @@ class GroupWorker:
             offsets = {tp: o for tp, o in self._positions.items() if tp in self._assigned}
         if offsets:
             try:
-                handle.commit(offsets, sync=sync)
+                self._send_commit(handle, offsets, sync=sync)
             except Exception as exc:
                 log.warning("group %s: commit failed (%r); will retry", self.group, exc)
+
+    def _send_commit(
+        self, handle: ConsumerHandle, offsets: dict[TopicPartition, int], *, sync: bool
+    ) -> None:
+        handle.commit(offsets, sync=sync)
+        if self.listeners.active:
+            done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
+            self.listeners.emit(OffsetsCommitted(self.group, done, sync))
 
     def _apply_pauses(self, handle: ConsumerHandle) -> None:
         """Pause partitions with too much in flight (or stopped); resume them when drained."""
@@ -345,8 +398,12 @@ class GroupWorker:
         resume = sorted(self._bp_paused - want)
         if pause:
             handle.pause(pause)
+            if self.listeners.active:
+                self.listeners.emit(ConsumerPaused(self.group, _pairs(pause)))
         if resume:
             handle.resume(resume)
+            if self.listeners.active:
+                self.listeners.emit(ConsumerResumed(self.group, _pairs(resume)))
         self._bp_paused = want & self._assigned
 
     def _dispatch(self, runs: list[Run]) -> None:
@@ -369,3 +426,7 @@ class GroupWorker:
 
 def _fmt(partitions: Sequence[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _pairs(partitions: Sequence[TopicPartition]) -> tuple[tuple[str, int], ...]:
+    return tuple((tp.topic, tp.partition) for tp in partitions)
