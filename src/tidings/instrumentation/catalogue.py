@@ -29,6 +29,11 @@ class WorkerView(Protocol):
 
     def statistics(self) -> dict[str, object]: ...
 
+    def lag_messages(self, max_age: float) -> dict[tuple[str, int], int]:
+        """Events after the group's committed offsets, per (topic, partition), read from
+        the broker at most every `max_age` seconds; {} when the broker cannot tell."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class RuntimeEvent:

@@ -71,6 +71,7 @@ class GroupWorker:
         self._joined = False
         self._last_turn: float | None = None
         self._opened: float | None = None
+        self._lag: tuple[float, dict[tuple[str, int], int]] | None = None
         self.max_in_flight = max_in_flight
         self.max_in_flight_bytes = max_in_flight_bytes
         self.max_in_flight_per_partition = max(100, max_in_flight // 4)
@@ -167,6 +168,22 @@ class GroupWorker:
         """Seconds since the poll loop last turned; 0 before it started."""
         last = self._last_turn
         return 0.0 if last is None else max(0.0, time.monotonic() - last)
+
+    def lag_messages(self, max_age: float) -> dict[tuple[str, int], int]:
+        """Events after this group's committed offsets per partition (cached `max_age` s)."""
+        now = time.monotonic()
+        cached = self._lag
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            for info in self.backend.groups():
+                if info.group == self.group:
+                    lag = {(p.topic, p.partition): p.lag for p in info.partitions}
+        except Exception as exc:
+            log.debug("group %s: lag unavailable: %r", self.group, exc)
+        self._lag = (now, lag)
+        return lag
 
     # -- RouteOwner (event loop thread) --------------------------------------------------
 
