@@ -33,7 +33,7 @@ from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
-from tidings.runtime.route import Cancellable, Route
+from tidings.runtime.route import Cancellable, Route, _where
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
 
@@ -197,6 +197,7 @@ class GroupWorker:
             record.partition,
             record.offset,
             reason,
+            extra=_where(self.group, record),
         )
         with self._stop_lock:
             self._stopped[tp] = reason
@@ -253,6 +254,7 @@ class GroupWorker:
             attempts,
             reason,
             error,
+            extra=_where(self.group, record),
         )
 
     async def write_retry(self, record: Record, attempt: int, delay: float) -> None:

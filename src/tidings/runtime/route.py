@@ -397,6 +397,7 @@ class Route:
                 self.spec.retry.attempts,
                 exc,
                 delay,
+                extra=_where(self.owner.group, rec),
             )
             if not self.spec.retry.keep_order:
                 try:
@@ -521,3 +522,8 @@ class Route:
         from tidings.runtime.batching import run_batches
 
         await run_batches(self)
+
+
+def _where(group: str, rec: Record) -> dict[str, object]:
+    """The fields structured logs (``--log-format json``) carry for one record."""
+    return {"group": group, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
