@@ -14,6 +14,7 @@ from tidings.clock import Clock
 from tidings.events import Event
 from tidings.exceptions import ConfigurationError, EncodeError, EventTooLarge
 from tidings.gc_pause import gc_paused
+from tidings.instrumentation import tracing
 from tidings.instrumentation.catalogue import DelayScheduled, EventPublished
 from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Headers, OutgoingRecord, TopicSpec
@@ -211,6 +212,26 @@ class Publisher:
         at: datetime | None = None,
         internal: Headers = (),
     ) -> Published:
+        tr = tracing.tracer()
+        if tr is not None:
+            with tracing.producer_span(tr, topic_name(topic)) as (span, trace_headers):
+                done = self._publish(
+                    topic, event, key, headers, delay, at, internal + trace_headers
+                )
+                tracing.sent(span, done.event_id, done.partition, done.offset)
+                return done
+        return self._publish(topic, event, key, headers, delay, at, internal)
+
+    def _publish(
+        self,
+        topic: TopicRef,
+        event: Event,
+        key: Key,
+        headers: Mapping[str, str] | None,
+        delay: timedelta | None,
+        at: datetime | None,
+        internal: Headers,
+    ) -> Published:
         record, eid = self.build(
             topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
         )
@@ -230,6 +251,26 @@ class Publisher:
         delay: timedelta | None = None,
         at: datetime | None = None,
         internal: Headers = (),
+    ) -> Published:
+        tr = tracing.tracer()
+        if tr is not None:
+            with tracing.producer_span(tr, topic_name(topic)) as (span, trace_headers):
+                done = await self._publish_async(
+                    topic, event, key, headers, delay, at, internal + trace_headers
+                )
+                tracing.sent(span, done.event_id, done.partition, done.offset)
+                return done
+        return await self._publish_async(topic, event, key, headers, delay, at, internal)
+
+    async def _publish_async(
+        self,
+        topic: TopicRef,
+        event: Event,
+        key: Key,
+        headers: Mapping[str, str] | None,
+        delay: timedelta | None,
+        at: datetime | None,
+        internal: Headers,
     ) -> Published:
         record, eid = self.build(
             topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
@@ -251,12 +292,26 @@ class Publisher:
         deliver_at = self._due(now, delay, None)
         batch = items if isinstance(items, Sequence) else list(items)
         name = topic_name(topic)
+        tr = tracing.tracer()
+        if tr is not None and batch:
+            with tracing.producer_span(tr, name, len(batch)) as (_, trace_headers):
+                return self._publish_many(name, batch, now, deliver_at, trace_headers)
+        return self._publish_many(name, batch, now, deliver_at, ())
+
+    def _publish_many(
+        self,
+        name: str,
+        batch: Sequence[Item],
+        now: float,
+        deliver_at: float | None,
+        extra: Headers,
+    ) -> list[Published]:
         ids: list[str] = []
 
         def chunks() -> Iterator[list[OutgoingRecord]]:
             for i in range(0, len(batch), STREAM_CHUNK):
                 records, chunk_ids = self._encode(
-                    name, batch[i : i + STREAM_CHUNK], deliver_at, now
+                    name, batch[i : i + STREAM_CHUNK], deliver_at, now, extra
                 )
                 ids.extend(chunk_ids)
                 yield records

@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tidings.exceptions import DecodeError
+from tidings.instrumentation import tracing
 from tidings.instrumentation.catalogue import BatchHandled
 from tidings.runtime.outcome import Outcome
 
@@ -99,7 +100,12 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
         ctx = route.context(last) if spec.handler.takes_context else None
         t0 = time.perf_counter()
         try:
-            await route._call([d.event for d in batch], ctx)
+            if route.tracer is None:
+                await route._call([d.event for d in batch], ctx)
+            else:
+                records = [d.record for d in batch]
+                with tracing.batch_span(route.tracer, records, spec.topic, route.owner.group):
+                    await route._call([d.event for d in batch], ctx)
         except Exception as exc:
             _handled(route, batch, time.perf_counter() - t0, "error")
             route.stats.failed_attempts += 1

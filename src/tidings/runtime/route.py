@@ -15,6 +15,7 @@ from pydantic_core import SchemaValidator
 from tidings.context import Context
 from tidings.events import Event
 from tidings.exceptions import DecodeError
+from tidings.instrumentation import tracing
 from tidings.instrumentation.catalogue import (
     DeadLetterWritten,
     DelayReleased,
@@ -34,7 +35,7 @@ from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
-from tidings.wire import H_CONTENT_TYPE, H_DATASCHEMA, H_TYPE, schema_uri
+from tidings.wire import H_CONTENT_TYPE, H_DATASCHEMA, H_ID, H_TYPE, schema_uri
 
 H_DUE = "tidings-deliver-at"  # tidings.publisher.H_DUE (the runtime does not import it)
 
@@ -120,6 +121,9 @@ class Route:
                 self._fast = validator.validate_json
             else:  # not built yet (forward references): pydantic builds it on first use
                 self._fast = self._single.model_validate_json
+        self.tracer = tracing.tracer()  # None unless a tracer provider is configured
+        if self.tracer is not None:
+            self._fast = None  # every event through _deliver, inside its span
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -340,7 +344,18 @@ class Route:
         t0 = time.perf_counter() if observe else 0.0
         try:
             ctx = self.context(d) if self.spec.handler.takes_context else None
-            await self._call(d.event, ctx)
+            if self.tracer is None:
+                await self._call(d.event, ctx)
+            else:
+                rec = d.record
+                eid = rec.header(H_ID)
+                with tracing.consumer_span(
+                    self.tracer,
+                    rec,
+                    self.owner.group,
+                    eid.decode("utf-8", "replace") if eid else None,
+                ):
+                    await self._call(d.event, ctx)
         except Exception as exc:
             if observe:
                 self.handled(d, time.perf_counter() - t0, "error")
