@@ -8,6 +8,7 @@ process-global one. This is the only module that imports prometheus_client.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import threading
 import time
@@ -31,7 +32,11 @@ from tidings.instrumentation.dispatch import Listeners
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+    )
     from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -53,19 +58,11 @@ class Metrics:
     def __init__(self, listeners: Listeners) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.consumed = Counter(
-            "messaging_client_consumed_messages",
-            "Events consumed, by how they ended (ack, skip, retry, dead_letter, stop).",
-            [GROUP, DEST, OUTCOME],
-            registry=r,
-        )
-        self.process = Histogram(
-            "messaging_process_duration_seconds",
-            "Duration of handler calls (a batch handler's call counts once).",
-            [GROUP, DEST, OUTCOME],
-            buckets=DURATION_BUCKETS,
-            registry=r,
-        )
+        # The two series fed per event are plain dictionaries, updated on the event loop
+        # thread only and rendered on scrape: a prometheus_client child costs a lock and
+        # more than the handler of a fast consumer.
+        self.consumed: dict[tuple[str, str, str], float] = {}
+        self.process: dict[tuple[str, str, str], _Buckets] = {}
         self.sent = Counter(
             "messaging_client_sent_messages",
             "Events published by this process (stored durably).",
@@ -94,6 +91,7 @@ class Metrics:
         self._workers: dict[str, WorkerView] = {}
         self._delays: list[tuple[float, int]] = []
         self._lock = threading.Lock()
+        r.register(_Consumed(self))
         r.register(_Gauges(self))
         on = listeners.on
         on(EventHandled, self._handled)
@@ -112,31 +110,44 @@ class Metrics:
 
     # -- listeners -----------------------------------------------------------------------
 
+    def _observe(self, key: tuple[str, str, str], duration: float) -> None:
+        buckets = self.process.get(key)
+        if buckets is None:
+            buckets = self.process[key] = _Buckets()
+        buckets.counts[bisect.bisect_left(DURATION_BUCKETS, duration)] += 1
+        buckets.sum += duration
+
+    def _count(self, key: tuple[str, str, str], n: float = 1) -> None:
+        consumed = self.consumed
+        consumed[key] = consumed.get(key, 0) + n
+
     def _handled(self, e: EventHandled) -> None:
-        self.process.labels(e.group, e.topic, e.outcome).observe(e.duration)
+        key = (e.group, e.topic, e.outcome)
+        self._observe(key, e.duration)
         if e.outcome == "ack":
-            self.consumed.labels(e.group, e.topic, "ack").inc()
+            self._count(key)
 
     def _batch(self, e: BatchHandled) -> None:
-        self.process.labels(e.group, e.topic, e.outcome).observe(e.duration)
+        key = (e.group, e.topic, e.outcome)
+        self._observe(key, e.duration)
         if e.outcome == "ack":
-            self.consumed.labels(e.group, e.topic, "ack").inc(e.size)
+            self._count(key, e.size)
 
     def _skipped(self, e: EventSkipped) -> None:
-        self.consumed.labels(e.group, e.topic, "skip").inc()
+        self._count((e.group, e.topic, "skip"))
 
     def _failed(self, e: EventFailed) -> None:
         if e.then == "stop":
-            self.consumed.labels(e.group, e.topic, "stop").inc()
+            self._count((e.group, e.topic, "stop"))
 
     def _retry(self, e: RetryScheduled) -> None:
         self.retries.labels(e.group, e.topic, "in_place" if e.in_place else "retry_topic").inc()
         if not e.in_place:  # it leaves this topic: the retry topic consumes it again
-            self.consumed.labels(e.group, e.topic, "retry").inc()
+            self._count((e.group, e.topic, "retry"))
 
     def _dead_letter(self, e: DeadLetterWritten) -> None:
         self.dead_letters.labels(e.group, e.topic, e.reason).inc()
-        self.consumed.labels(e.group, e.topic, "dead_letter").inc()
+        self._count((e.group, e.topic, "dead_letter"))
 
     def _published(self, e: EventPublished) -> None:
         self.sent.labels(e.topic).inc(e.count)
@@ -163,6 +174,50 @@ class Metrics:
             while self._delays and self._delays[0][0] <= now:
                 heapq.heappop(self._delays)
             return sum(n for _, n in self._delays)
+
+
+class _Buckets:
+    """One histogram series: a count per bucket (the last is +Inf) and the sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.sum = 0.0
+
+
+class _Consumed(Collector):
+    """The per-event series, rendered from the listener's dictionaries on scrape."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> Iterator[Any]:
+        return iter(())
+
+    def collect(self) -> Iterator[Any]:
+        consumed = CounterMetricFamily(
+            "messaging_client_consumed_messages",
+            "Events consumed, by how they ended (ack, skip, retry, dead_letter, stop).",
+            labels=[GROUP, DEST, OUTCOME],
+        )
+        for key, n in list(self.metrics.consumed.items()):
+            consumed.add_metric(list(key), n)
+        yield consumed
+        process = HistogramMetricFamily(
+            "messaging_process_duration_seconds",
+            "Duration of handler calls (a batch handler's call counts once).",
+            labels=[GROUP, DEST, OUTCOME],
+        )
+        for key, b in list(self.metrics.process.items()):
+            counts, running, cumulative = list(b.counts), 0, []
+            for bound, n in zip((*DURATION_BUCKETS, float("inf")), counts, strict=True):
+                running += n
+                cumulative.append(
+                    ("+Inf" if bound == float("inf") else repr(float(bound)), float(running))
+                )
+            process.add_metric(list(key), cumulative, b.sum)
+        yield process
 
 
 class _Gauges(Collector):

@@ -187,7 +187,8 @@ class Route:
         ready, busy = self.lanes.ready, self.lanes.busy
         lo, hi = MIN_TIME, MAX_TIME
         skipped: list[int] = []
-        observe = self.obs.active
+        obs = self.obs
+        observe = obs.active and (obs.wants(EventReceived) or obs.wants(DelayReleased))
         for i in range(size):
             rec = records[first + i]
             etype: bytes | None = None
@@ -233,7 +234,7 @@ class Route:
         if skipped:
             self.stats.skipped += len(skipped)
             for i in skipped:
-                if observe:
+                if obs.active:
                     self.skipped(records[first + i])
                 self._finish(run, i)
         if by_partition is not None and len(busy) > len(self._tasks):
