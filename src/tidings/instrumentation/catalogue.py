@@ -250,21 +250,22 @@ CATALOGUE: tuple[type[RuntimeEvent], ...] = (
 """Every event type, in the order the README lists them."""
 
 EMITTED_BY: dict[type[RuntimeEvent], str] = {
-    EventReceived: "tidings.runtime.route.Route.submit_run",
-    EventHandled: "tidings.runtime.route.Route (_worker, _deliver via Route.handled)",
+    EventReceived: "tidings.runtime.route.Route._received",
+    EventHandled: "tidings.runtime.route.Route.handled",
     EventFailed: "tidings.runtime.route.Route._settle",
     RetryScheduled: "tidings.runtime.route.Route.retry_scheduled",
     DeadLetterWritten: "tidings.runtime.route.Route._settle",
     EventSkipped: "tidings.runtime.route.Route.skipped",
-    BatchHandled: "tidings.runtime.batching._attempt",
+    BatchHandled: "tidings.runtime.batching._handled",
     PartitionsAssigned: "tidings.runtime.group_worker.GroupWorker.on_assigned",
     PartitionsRevoked: "tidings.runtime.group_worker.GroupWorker.on_revoked",
     OffsetsCommitted: "tidings.runtime.group_worker.GroupWorker._send_commit",
     DelayScheduled: "tidings.publisher.Publisher._published",
-    DelayReleased: "tidings.runtime.route.Route.submit_run",
+    DelayReleased: "tidings.runtime.route.Route._received",
     EventPublished: "tidings.publisher.Publisher._published",
     ConsumerPaused: "tidings.runtime.group_worker.GroupWorker._apply_pauses",
     ConsumerResumed: "tidings.runtime.group_worker.GroupWorker._apply_pauses",
     WorkerStarted: "tidings.runtime.group_worker.GroupWorker.start",
     WorkerStopping: "tidings.runtime.group_worker.GroupWorker.stop",
 }
+"""Where each event is built and emitted: the one function that does it."""

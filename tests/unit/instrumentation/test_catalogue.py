@@ -73,6 +73,36 @@ def test_every_catalogue_event_is_emitted_in_a_run(topic_name: str) -> None:
     app.close()
 
 
+def test_each_event_is_built_in_exactly_the_one_function_named() -> None:
+    import importlib
+    import inspect
+    import re
+    from pathlib import Path
+
+    import tidings
+
+    sources = [
+        p.read_text()
+        for p in Path(tidings.__file__).parent.rglob("*.py")
+        if p.name != "catalogue.py"
+    ]
+    for kind, where in EMITTED_BY.items():
+        built = re.compile(rf"\b{kind.__name__}\(")
+        assert sum(len(built.findall(text)) for text in sources) == 1, kind.__name__
+        parts = where.split(".")
+        target: object = None
+        for cut in range(len(parts) - 1, 0, -1):
+            try:
+                target = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attr in parts[cut:]:
+                target = getattr(target, attr)
+            break
+        source = inspect.getsource(target)  # type: ignore[arg-type]
+        assert built.search(source), f"{kind.__name__} is not built in {where}"
+
+
 def test_a_raising_listener_is_logged_once_and_consumption_goes_on(
     topic_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
