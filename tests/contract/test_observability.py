@@ -15,11 +15,11 @@ from tidings import App, Event, Retry
 from tidings.instrumentation.http import start_http
 
 
-class Job(Event):
+class ObservedJob(Event):
     n: int
 
 
-class Noise(Event):
+class ObservedNoise(Event):
     n: int
 
 
@@ -57,7 +57,7 @@ def test_metrics_count_what_the_handlers_saw(broker_url: str, topic_name: str) -
     lock = threading.Lock()
 
     @app.consumer(topic, group="workers", retry=Retry(attempts=2, backoff=0.01))
-    async def handler(e: Job) -> None:
+    async def handler(e: ObservedJob) -> None:
         with lock:
             if e.n == 5 or (e.n % 3 == 0 and e.n not in failed_once):
                 failed_once.add(e.n)
@@ -69,9 +69,9 @@ def test_metrics_count_what_the_handlers_saw(broker_url: str, topic_name: str) -
     base = f"http://127.0.0.1:{server.address[1]}"
     try:
         with app.running():
-            app.publish_many(topic, [(str(i), Job(n=i)) for i in range(10)])
-            app.publish(topic, Noise(n=1), key="x")
-            app.publish(topic, Job(n=10), key="10", delay=timedelta(milliseconds=100))
+            app.publish_many(topic, [(str(i), ObservedJob(n=i)) for i in range(10)])
+            app.publish(topic, ObservedNoise(n=1), key="x")
+            app.publish(topic, ObservedJob(n=10), key="10", delay=timedelta(milliseconds=100))
             wait_until(lambda: get(base + "/readyz")[0] == 200, 30, "/readyz 200")
             wait_until(lambda: sum(ok for _, ok in calls) == 10, 60, "10 jobs handled")
 
@@ -115,7 +115,7 @@ def test_livez_stays_200_through_a_long_handler(broker_url: str, topic_name: str
     started, release = threading.Event(), threading.Event()
 
     @app.consumer(topic, group="slow")
-    async def handler(e: Job) -> None:
+    async def handler(e: ObservedJob) -> None:
         started.set()
         while not release.is_set():
             await asyncio.sleep(0.05)
@@ -125,7 +125,7 @@ def test_livez_stays_200_through_a_long_handler(broker_url: str, topic_name: str
     base = f"http://127.0.0.1:{server.address[1]}"
     try:
         with app.running():
-            app.publish(topic, Job(n=1))
+            app.publish(topic, ObservedJob(n=1))
             wait_until(started.is_set, 30, "the handler started")
             statuses = []
             for _ in range(10):

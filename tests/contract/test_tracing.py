@@ -18,11 +18,11 @@ from tests.helpers import wait_until
 from tidings import App, Batch, Context, Event
 
 
-class Banned(Event):
+class TracedBanned(Event):
     account: str
 
 
-class Notified(Event):
+class TracedNotified(Event):
     account: str
 
 
@@ -53,17 +53,17 @@ def test_one_trace_from_publish_through_each_group(
     inside: list[str | None] = []
 
     @app.consumer(bans, group="notifier")
-    async def notify(e: Banned, ctx: Context) -> None:
+    async def notify(e: TracedBanned, ctx: Context) -> None:
         inside.append(ctx.headers.get("traceparent"))
-        await ctx.publish_async(notes, Notified(account=e.account))
+        await ctx.publish_async(notes, TracedNotified(account=e.account))
 
     @app.consumer(notes, group="mailer")
-    def mail(e: Notified) -> None:  # a sync handler: its thread sees the span too
+    def mail(e: TracedNotified) -> None:  # a sync handler: its thread sees the span too
         done.set()
 
     tracer = trace.get_tracer("test")
     with app.running(), tracer.start_as_current_span("POST /accounts/42/ban") as request:
-        app.publish(bans, Banned(account="42"))
+        app.publish(bans, TracedBanned(account="42"))
         wait_until(done.is_set, 30, "the mailer handled the notification")
     app.close()
     wait_until(lambda: len(spans.get_finished_spans()) >= 5, 10, "five spans")
@@ -97,11 +97,11 @@ def test_a_batch_span_links_to_each_event(
     got: list[str] = []
 
     @app.consumer(topic, group="batcher", batch=Batch(max_size=10, max_wait=0.5))
-    def handle(events: list[Banned]) -> None:
+    def handle(events: list[TracedBanned]) -> None:
         got.extend(e.account for e in events)
 
     for n in range(3):
-        app.publish(topic, Banned(account=str(n)))
+        app.publish(topic, TracedBanned(account=str(n)))
     with app.running():
         wait_until(lambda: len(got) == 3, 30, "three handled")
     app.close()
@@ -121,10 +121,10 @@ def test_no_provider_no_spans_and_no_trace_headers(broker_url: str, topic_name: 
     seen: list[dict[str, str]] = []
 
     @app.consumer(topic, group="g")
-    def handle(e: Banned, ctx: Context) -> None:
+    def handle(e: TracedBanned, ctx: Context) -> None:
         seen.append(ctx.headers)
 
-    app.publish(topic, Banned(account="1"))
+    app.publish(topic, TracedBanned(account="1"))
     with app.running():
         wait_until(lambda: len(seen) == 1, 30, "handled")
     app.close()

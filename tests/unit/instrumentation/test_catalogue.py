@@ -15,11 +15,11 @@ from tidings import App, Batch, Event, Retry, RuntimeEvent
 from tidings.instrumentation.catalogue import CATALOGUE, EMITTED_BY
 
 
-class Good(Event):
+class CatalogueGood(Event):
     n: int
 
 
-class Other(Event):
+class CatalogueOther(Event):
     n: int
 
 
@@ -39,25 +39,25 @@ def test_every_catalogue_event_is_emitted_in_a_run(topic_name: str) -> None:
     batched: list[int] = []
 
     @app.consumer(main, group="single", retry=Retry(attempts=2, backoff=0.01))
-    async def single(e: Good) -> None:
+    async def single(e: CatalogueGood) -> None:
         if e.n == 1:
             raise ValueError("poison")
         handled.append(e.n)
 
     @app.consumer(moved, group="mover", retry=Retry(attempts=2, backoff=0.01, keep_order=False))
-    async def mover(e: Good) -> None:
+    async def mover(e: CatalogueGood) -> None:
         if e.n == 1 and not any(x == -1 for x in handled):
             handled.append(-1)
             raise ValueError("once")
         handled.append(100 + e.n)
 
     @app.consumer(main, group="batch", batch=Batch(max_size=5, max_wait=0.05))
-    def batch(events: list[Good]) -> None:
+    def batch(events: list[CatalogueGood]) -> None:
         batched.extend(e.n for e in events)
 
-    app.publish_many(main, [Good(n=i) for i in range(6)] + [Other(n=9)])
-    app.publish(main, Good(n=7), delay=timedelta(milliseconds=50))
-    app.publish(moved, Good(n=1))
+    app.publish_many(main, [CatalogueGood(n=i) for i in range(6)] + [CatalogueOther(n=9)])
+    app.publish(main, CatalogueGood(n=7), delay=timedelta(milliseconds=50))
+    app.publish(moved, CatalogueGood(n=1))
     with app.running():
         wait_until(
             lambda: {0, 2, 3, 4, 5, 7, 101} <= set(handled) and len(batched) == 7,
@@ -118,10 +118,10 @@ def test_a_raising_listener_is_logged_once_and_consumption_goes_on(
     app.on(EventHandled, broken)
 
     @app.consumer(topic, group="g")
-    async def handler(e: Good) -> None:
+    async def handler(e: CatalogueGood) -> None:
         got.append(e.n)
 
-    app.publish_many(topic, [Good(n=i) for i in range(50)])
+    app.publish_many(topic, [CatalogueGood(n=i) for i in range(50)])
     with caplog.at_level(logging.WARNING, "tidings.instrumentation"), app.running():
         wait_until(lambda: len(got) == 50, 30, "50 handled")
     assert got == list(range(50))
@@ -135,4 +135,4 @@ def test_on_refuses_what_is_not_in_the_catalogue() -> None:
 
     app = App("catalogue", broker=f"memory://{uuid.uuid4().hex}")
     with pytest.raises(ConfigurationError, match="catalogue"):
-        app.on(Good, print)  # type: ignore[type-var]
+        app.on(CatalogueGood, print)  # type: ignore[type-var]
