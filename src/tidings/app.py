@@ -17,6 +17,8 @@ from tidings.backends.registry import open_backend, resolve_url
 from tidings.clock import SYSTEM_CLOCK, Clock
 from tidings.events import Event
 from tidings.exceptions import ConfigurationError
+from tidings.instrumentation.catalogue import RuntimeEvent
+from tidings.instrumentation.dispatch import Listeners
 from tidings.publisher import (
     DEFAULT_MAX_EVENT_BYTES,
     Item,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from tidings.outbox.tables import AnyEngine
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=RuntimeEvent)
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 Topic = TopicSpec
 
@@ -120,8 +123,13 @@ class App:
         self._declared: set[str] = set()
         self.outboxes: list[Outbox] = []
         self.inboxes: list[Inbox] = []
+        self.listeners = Listeners()
         self._publisher = Publisher(
-            name, self._ready_backend, clock, max_event_bytes=max_event_bytes
+            name,
+            self._ready_backend,
+            clock,
+            max_event_bytes=max_event_bytes,
+            listeners=self.listeners,
         )
 
     def __repr__(self) -> str:
@@ -255,6 +263,14 @@ class App:
             return func
 
         return register
+
+    def on(self, kind: type[E], listener: Callable[[E], object]) -> Callable[[E], object]:
+        """Call `listener(event)` for every runtime event of `kind` (see the README's event
+        catalogue: tidings.EventHandled, ...; tidings.RuntimeEvent for all). Register before
+        `run`. Listeners run on the emitting thread and must be quick; one that raises is
+        logged (at most once a minute) and consumption goes on.
+        """
+        return self.listeners.on(kind, listener)
 
     def groups(self) -> list[str]:
         """Return the names of the groups this app declares, in declaration order."""
@@ -423,6 +439,7 @@ class App:
                 publisher=self._publisher,
                 max_in_flight=self.max_in_flight,
                 max_in_flight_bytes=self.max_in_flight_bytes,
+                listeners=self.listeners,
             )
             for group in chosen
         ]

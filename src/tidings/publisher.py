@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import NamedTuple, TypeAlias
@@ -13,6 +14,9 @@ from tidings.clock import Clock
 from tidings.events import Event
 from tidings.exceptions import ConfigurationError, EncodeError, EventTooLarge
 from tidings.gc_pause import gc_paused
+from tidings.instrumentation import tracing
+from tidings.instrumentation.catalogue import DelayScheduled, EventPublished
+from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Headers, OutgoingRecord, TopicSpec
 from tidings.wire import (
     H_DATASCHEMA,
@@ -69,7 +73,9 @@ class Publisher:
         clock: Clock,
         *,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        listeners: Listeners | None = None,
     ) -> None:
+        self.listeners = listeners or Listeners()
         self.source = source
         self._source = source.encode()
         self._backend = backend
@@ -206,10 +212,33 @@ class Publisher:
         at: datetime | None = None,
         internal: Headers = (),
     ) -> Published:
+        tr = tracing.tracer()
+        if tr is not None:
+            with tracing.producer_span(tr, topic_name(topic)) as (span, trace_headers):
+                done = self._publish(
+                    topic, event, key, headers, delay, at, internal + trace_headers
+                )
+                tracing.sent(span, done.event_id, done.partition, done.offset)
+                return done
+        return self._publish(topic, event, key, headers, delay, at, internal)
+
+    def _publish(
+        self,
+        topic: TopicRef,
+        event: Event,
+        key: Key,
+        headers: Mapping[str, str] | None,
+        delay: timedelta | None,
+        at: datetime | None,
+        internal: Headers,
+    ) -> Published:
         record, eid = self.build(
             topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
         )
+        t0 = time.perf_counter() if self.listeners.active else 0.0
         (meta,) = self._backend().produce([record])
+        if t0:
+            self._published(meta.topic, 1, t0, record.deliver_at)
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
     async def publish_async(
@@ -223,10 +252,33 @@ class Publisher:
         at: datetime | None = None,
         internal: Headers = (),
     ) -> Published:
+        tr = tracing.tracer()
+        if tr is not None:
+            with tracing.producer_span(tr, topic_name(topic)) as (span, trace_headers):
+                done = await self._publish_async(
+                    topic, event, key, headers, delay, at, internal + trace_headers
+                )
+                tracing.sent(span, done.event_id, done.partition, done.offset)
+                return done
+        return await self._publish_async(topic, event, key, headers, delay, at, internal)
+
+    async def _publish_async(
+        self,
+        topic: TopicRef,
+        event: Event,
+        key: Key,
+        headers: Mapping[str, str] | None,
+        delay: timedelta | None,
+        at: datetime | None,
+        internal: Headers,
+    ) -> Published:
         record, eid = self.build(
             topic, event, key=key, headers=headers, delay=delay, at=at, internal=internal
         )
+        t0 = time.perf_counter() if self.listeners.active else 0.0
         (meta,) = await self._backend().produce_async([record])
+        if t0:
+            self._published(meta.topic, 1, t0, record.deliver_at)
         return Published(eid, meta.topic, meta.partition, meta.offset, record.deliver_at)
 
     def publish_many(
@@ -240,22 +292,45 @@ class Publisher:
         deliver_at = self._due(now, delay, None)
         batch = items if isinstance(items, Sequence) else list(items)
         name = topic_name(topic)
+        tr = tracing.tracer()
+        if tr is not None and batch:
+            with tracing.producer_span(tr, name, len(batch)) as (_, trace_headers):
+                return self._publish_many(name, batch, now, deliver_at, trace_headers)
+        return self._publish_many(name, batch, now, deliver_at, ())
+
+    def _publish_many(
+        self,
+        name: str,
+        batch: Sequence[Item],
+        now: float,
+        deliver_at: float | None,
+        extra: Headers,
+    ) -> list[Published]:
         ids: list[str] = []
 
         def chunks() -> Iterator[list[OutgoingRecord]]:
             for i in range(0, len(batch), STREAM_CHUNK):
                 records, chunk_ids = self._encode(
-                    name, batch[i : i + STREAM_CHUNK], deliver_at, now
+                    name, batch[i : i + STREAM_CHUNK], deliver_at, now, extra
                 )
                 ids.extend(chunk_ids)
                 yield records
 
+        t0 = time.perf_counter() if self.listeners.active else 0.0
         with gc_paused(len(batch)):
             metas = self._backend().produce_stream(chunks())
+            if t0 and metas:
+                self._published(name, len(metas), t0, deliver_at)
             return [
                 Published(eid, t, p, o, deliver_at)
                 for eid, (t, p, o) in zip(ids, metas, strict=True)
             ]
+
+    def _published(self, topic: str, count: int, t0: float, deliver_at: float | None) -> None:
+        duration = time.perf_counter() - t0
+        self.listeners.emit(EventPublished(topic, count, duration, deliver_at is not None))
+        if deliver_at is not None:
+            self.listeners.emit(DelayScheduled(topic, count, deliver_at))
 
 
 def user_headers(headers: Mapping[str, str]) -> Headers:

@@ -209,3 +209,129 @@ def test_a_second_ctrl_c_aborts_at_once_without_committing(tmp_path: Path) -> No
     assert "aborting" in stderr
     partitions = cli.json("groups", "describe", "workers")["partitions"]
     assert all(p["committed"] in (None, 0) for p in partitions), partitions
+
+
+OBSERVED_APP = """
+from tidings import App, Event, Retry
+
+app = App("observed")
+orders = app.topic("orders", partitions=2)
+
+
+class TinyOrderPlaced(Event):
+    n: int
+
+
+@app.consumer(orders, group="billing", retry=Retry(attempts=2, backoff=0.01))
+def bill(event: TinyOrderPlaced) -> None:
+    if event.n == 3:
+        raise ValueError("poison order")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def test_run_serves_metrics_and_health_and_logs_json(tmp_path: Path) -> None:
+    import json
+    from datetime import datetime
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url = f"embedded://{tmp_path / 'data'}"
+    cli = Cli(url)
+    (tmp_path / "observed.py").write_text(OBSERVED_APP)
+    cli.ok("topics", "create", "orders", "--partitions", "2")
+    for n in range(6):
+        cli.ok("publish", "orders", "--type", "TinyOrderPlaced", "--key", str(n), f'{{"n": {n}}}')
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = ["run", "observed:app", "--broker", url, "--grace", "5"]
+    command += ["--http", f"127.0.0.1:{port}", "--log-format", "json"]
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", *command],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def consumed() -> dict[str, float]:
+        status, text = _get(base + "/metrics")
+        out: dict[str, float] = {}
+        if status != 200:
+            return out
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "messaging_client_consumed_messages_total":
+                    out[s.labels["outcome"]] = out.get(s.labels["outcome"], 0) + s.value
+        return out
+
+    try:
+        wait_until(lambda: _get(base + "/readyz")[0] == 200, 60, "/readyz 200")
+        wait_until(lambda: consumed() == {"ack": 5, "dead_letter": 1}, 60, "5 acks, 1 dead")
+        assert _get(base + "/livez")[0] == 200
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert worker.returncode == 0, stderr
+    records = [json.loads(line) for line in stderr.splitlines()]  # one JSON object a line
+    for r in records:
+        assert datetime.fromisoformat(r["time"]).tzinfo is not None
+        assert {"level", "logger", "message"} <= set(r)
+    dead = [r for r in records if "dead-lettered" in r["message"]]
+    assert len(dead) == 1
+    assert dead[0]["group"] == "billing" and dead[0]["topic"] == "orders"
+    assert isinstance(dead[0]["offset"], int) and isinstance(dead[0]["partition"], int)
+
+
+def test_run_log_format_auto_is_plain_lines_off_a_terminal(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    url = f"embedded://{tmp_path / 'data'}"
+    (tmp_path / "observed.py").write_text(OBSERVED_APP)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tidings.cli", "run", "observed:app", "--broker", url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        first = worker.stderr.readline()  # the "running ..." line: the app is up
+        worker.send_signal(signal.SIGTERM)
+        _, rest = worker.communicate(timeout=60)
+        stderr = first + rest
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    lines = stderr.splitlines()
+    assert lines and any("running observed" in line for line in lines)
+    for line in lines:
+        stamp, level, logger = line.split(" ", 3)[:3]
+        assert datetime.fromisoformat(stamp).tzinfo is not None, line
+        assert level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), line
+        assert logger.endswith(":"), line

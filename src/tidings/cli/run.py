@@ -14,6 +14,13 @@ from tidings.cli.options import BrokerOpt
 log = logging.getLogger("tidings.cli")
 
 
+class LogFormat(StrEnum):
+    auto = "auto"
+    rich = "rich"
+    plain = "plain"
+    json = "json"
+
+
 class LogLevel(StrEnum):
     debug = "debug"
     info = "info"
@@ -47,6 +54,24 @@ def run(
     log_level: Annotated[
         LogLevel, typer.Option("--log-level", help="Logging threshold.")
     ] = LogLevel.info,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            help="rich, plain (one line per record, ISO 8601 times), json (one object per "
+            "line), or auto: rich on a terminal, plain otherwise.",
+        ),
+    ] = LogFormat.auto,
+    http: Annotated[
+        str | None,
+        typer.Option(
+            "--http",
+            metavar="HOST:PORT",
+            show_default=False,
+            help="Serve /metrics, /livez and /readyz here (needs tidings[metrics]). "
+            "127.0.0.1:PORT keeps them off the network.",
+        ),
+    ] = None,
     broker: BrokerOpt = None,
 ) -> None:
     """Run the app's consumers (all groups, or those named) until SIGTERM or Ctrl-C.
@@ -55,6 +80,8 @@ def run(
     period, commits and leaves the groups; a second Ctrl-C aborts at once.
     """
     from tidings.cli.loader import load_app  # imported here: the app loads pydantic
+    from tidings.exceptions import ConfigurationError
+    from tidings.instrumentation.logs import configure_logging
 
     app = load_app(app_spec)
     known = app.groups()
@@ -71,7 +98,17 @@ def run(
     if grace is not None:
         app.grace = grace
     chosen = list(dict.fromkeys(group or known))
-    configure_logging(log_level.value)
+    configure_logging(log_level.value, log_format.value)
+    server = None
+    if http is not None:
+        from tidings.instrumentation.http import parse_address, start_http
+
+        try:
+            host, port = parse_address(http)
+            server = start_http(app.listeners, chosen, host, port)
+        except ConfigurationError as exc:
+            render.error(str(exc))
+            raise typer.Exit(2) from None
     log.info(
         "running %s (%s): groups %s on %s; SIGTERM or Ctrl-C stops gracefully",
         app.name,
@@ -79,26 +116,9 @@ def run(
         ", ".join(chosen) or "(none)",
         app.broker_url,
     )
-    app.run(chosen or None)
+    try:
+        app.run(chosen or None)
+    finally:
+        if server is not None:
+            server.close()
     log.info("stopped %s cleanly", app.name)
-
-
-def configure_logging(level: str) -> None:
-    """Send log records to stderr through rich, at `level` and above."""
-    from rich.console import Console
-    from rich.logging import RichHandler
-
-    handler = RichHandler(
-        console=Console(stderr=True),
-        show_path=False,
-        rich_tracebacks=True,
-        tracebacks_show_locals=False,
-        markup=False,
-    )
-    handler.set_name("tidings-cli")
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if h.get_name() == "tidings-cli"]:
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level.upper())

@@ -8,9 +8,12 @@ policy), so only the events that still fail go to the dead letters and the rest 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING
 
 from tidings.exceptions import DecodeError
+from tidings.instrumentation import tracing
+from tidings.instrumentation.catalogue import BatchHandled
 from tidings.runtime.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -67,6 +70,8 @@ async def _run(route: Route, items: list[Delivery]) -> None:
             continue
         if d.event is None:
             route.stats.skipped += 1
+            if route.obs.active:
+                route.skipped(d.record)
             finish(d.run, d.index)
             continue
         good.append(d)
@@ -93,9 +98,16 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
         if route._stopping or not last.run.part.live:
             raise asyncio.CancelledError  # abandoned: redelivered after restart/rebalance
         ctx = route.context(last) if spec.handler.takes_context else None
+        t0 = time.perf_counter()
         try:
-            await route._call([d.event for d in batch], ctx)
+            if route.tracer is None:
+                await route._call([d.event for d in batch], ctx)
+            else:
+                records = [d.record for d in batch]
+                with tracing.batch_span(route.tracer, records, spec.topic, route.owner.group):
+                    await route._call([d.event for d in batch], ctx)
         except Exception as exc:
+            _handled(route, batch, time.perf_counter() - t0, "error")
             route.stats.failed_attempts += 1
             if not spec.retry.should_retry(exc, last.attempt):
                 return exc
@@ -103,11 +115,20 @@ async def _attempt(route: Route, batch: list[Delivery]) -> BaseException | None:
             delay = spec.retry.delay_before(last.attempt + 1)
             for d in batch:
                 d.attempt += 1
+            route.retry_scheduled(last, last.attempt, delay, in_place=True)
             await route.owner.sleep(delay)
             continue
+        _handled(route, batch, time.perf_counter() - t0, "ack")
         route.stats.handled += len(batch)
         route.stats.batches += 1
         finish = route.owner.tracker.finish_at
         for d in batch:
             finish(d.run, d.index)
         return None
+
+
+def _handled(route: Route, batch: list[Delivery], duration: float, outcome: str) -> None:
+    if route.obs.active:
+        route.obs.emit(
+            BatchHandled(route.owner.group, route.spec.topic, len(batch), duration, outcome)
+        )

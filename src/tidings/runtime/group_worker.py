@@ -20,10 +20,20 @@ from typing import Any
 from tidings.backends.base import Backend, ConsumerHandle
 from tidings.clock import Clock
 from tidings.exceptions import ConsumerFailed, TidingsError
+from tidings.instrumentation.catalogue import (
+    ConsumerPaused,
+    ConsumerResumed,
+    OffsetsCommitted,
+    PartitionsAssigned,
+    PartitionsRevoked,
+    WorkerStarted,
+    WorkerStopping,
+)
+from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
-from tidings.runtime.route import Cancellable, Route
+from tidings.runtime.route import Cancellable, Route, _where
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
 
@@ -43,6 +53,9 @@ class GroupWorker:
     max_in_flight_per_partition = 2_000
     revoke_grace = 5.0
     recommit_interval = 2.0
+    ready_without_partitions = 30.0
+    """A member with no partitions (more members than partitions) counts as joined after
+    its consumer has been open this long."""
 
     def __init__(
         self,
@@ -55,7 +68,13 @@ class GroupWorker:
         member_id: str | None = None,
         max_in_flight: int = 10_000,
         max_in_flight_bytes: int = 64 * 1024 * 1024,
+        listeners: Listeners | None = None,
     ) -> None:
+        self.listeners = listeners or Listeners()
+        self._joined = False
+        self._last_turn: float | None = None
+        self._opened: float | None = None
+        self._lag: tuple[float, dict[tuple[str, int], int]] | None = None
         self.max_in_flight = max_in_flight
         self.max_in_flight_bytes = max_in_flight_bytes
         self.max_in_flight_per_partition = max(100, max_in_flight // 4)
@@ -94,6 +113,8 @@ class GroupWorker:
             if not spec.retry.keep_order:
                 self.routes[retry_topic(spec.topic, self.group)] = route
             route.start()
+        if self.listeners.active:
+            self.listeners.emit(WorkerStarted(self.group, tuple(self.routes), self))
         self._thread = threading.Thread(
             target=self._poll_thread, name=f"tidings-poll-{self.group}", daemon=True
         )
@@ -101,6 +122,8 @@ class GroupWorker:
 
     async def stop(self, grace: float) -> None:
         """Stop fetching, let running handlers finish within `grace`, commit, leave."""
+        if self.listeners.active:
+            self.listeners.emit(WorkerStopping(self.group))
         for route in self.routes.values():
             route.begin_shutdown()
         deadline = self.clock.monotonic() + grace
@@ -154,6 +177,38 @@ class GroupWorker:
         """Return whether fetching is paused group-wide, and the partitions paused now."""
         return self._global_pause, sorted(self._bp_paused)
 
+    # -- WorkerView (health, read from any thread) ------------------------------------------
+
+    @property
+    def joined(self) -> bool:
+        """Whether partitions were assigned at least once (the group is joined), or the
+        consumer has been open `ready_without_partitions` seconds without any."""
+        opened = self._opened
+        return self._joined or (
+            opened is not None and time.monotonic() - opened >= self.ready_without_partitions
+        )
+
+    def seconds_since_poll(self) -> float:
+        """Seconds since the poll loop last turned; 0 before it started."""
+        last = self._last_turn
+        return 0.0 if last is None else max(0.0, time.monotonic() - last)
+
+    def lag_messages(self, max_age: float) -> dict[tuple[str, int], int]:
+        """Events after this group's committed offsets per partition (cached `max_age` s)."""
+        now = time.monotonic()
+        cached = self._lag
+        if cached is not None and now - cached[0] < max_age:
+            return cached[1]
+        lag: dict[tuple[str, int], int] = {}
+        try:
+            for info in self.backend.groups():
+                if info.group == self.group:
+                    lag = {(p.topic, p.partition): p.lag for p in info.partitions}
+        except Exception as exc:
+            log.debug("group %s: lag unavailable: %r", self.group, exc)
+        self._lag = (now, lag)
+        return lag
+
     # -- RouteOwner (event loop thread) --------------------------------------------------
 
     def stop_partition(self, record: Record, reason: str) -> None:
@@ -166,6 +221,7 @@ class GroupWorker:
             record.partition,
             record.offset,
             reason,
+            extra=_where(self.group, record),
         )
         with self._stop_lock:
             self._stopped[tp] = reason
@@ -222,6 +278,7 @@ class GroupWorker:
             attempts,
             reason,
             error,
+            extra=_where(self.group, record),
         )
 
     async def write_retry(self, record: Record, attempt: int, delay: float) -> None:
@@ -260,6 +317,9 @@ class GroupWorker:
 
     def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         self._assigned.update(partitions)
+        self._joined = True
+        if self.listeners.active:
+            self.listeners.emit(PartitionsAssigned(self.group, _pairs(partitions)))
         log.info("group %s: assigned %s", self.group, _fmt(partitions))
 
     def on_revoked(self, partitions: Sequence[TopicPartition]) -> None:
@@ -277,7 +337,7 @@ class GroupWorker:
         handle = self._handle
         if offsets and handle is not None:
             try:
-                handle.commit(offsets, sync=True)
+                self._send_commit(handle, offsets, sync=True)
             except Exception as exc:
                 log.warning("group %s: commit on revocation failed: %r", self.group, exc)
         self._assigned.difference_update(partitions)
@@ -285,6 +345,8 @@ class GroupWorker:
         with self._stop_lock:
             for tp in partitions:
                 self._stopped.pop(tp, None)
+        if self.listeners.active:
+            self.listeners.emit(PartitionsRevoked(self.group, _pairs(partitions)))
         log.info("group %s: revoked %s", self.group, _fmt(partitions))
 
     # -- the poll thread -------------------------------------------------------------------
@@ -298,6 +360,7 @@ class GroupWorker:
                 listener=self,
                 member_id=self.member_id,
             )
+            self._opened = time.monotonic()
             self._poll_loop(self._handle)
         except BaseException as exc:
             self.error = exc
@@ -314,6 +377,7 @@ class GroupWorker:
         next_commit = self.clock.monotonic() + self.commit_interval
         next_full = self.clock.monotonic() + self.recommit_interval
         while not self._stop_fetching.is_set():
+            self._last_turn = time.monotonic()
             self._apply_pauses(handle)
             if self.clock.monotonic() >= next_commit:
                 full = self.clock.monotonic() >= next_full
@@ -347,9 +411,17 @@ class GroupWorker:
             offsets = {tp: o for tp, o in self._positions.items() if tp in self._assigned}
         if offsets:
             try:
-                handle.commit(offsets, sync=sync)
+                self._send_commit(handle, offsets, sync=sync)
             except Exception as exc:
                 log.warning("group %s: commit failed (%r); will retry", self.group, exc)
+
+    def _send_commit(
+        self, handle: ConsumerHandle, offsets: dict[TopicPartition, int], *, sync: bool
+    ) -> None:
+        handle.commit(offsets, sync=sync)
+        if self.listeners.active:
+            done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
+            self.listeners.emit(OffsetsCommitted(self.group, done, sync))
 
     def _apply_pauses(self, handle: ConsumerHandle) -> None:
         """Pause partitions with too much in flight (or stopped); resume them when drained."""
@@ -373,8 +445,12 @@ class GroupWorker:
         resume = sorted(self._bp_paused - want)
         if pause:
             handle.pause(pause)
+            if self.listeners.active:
+                self.listeners.emit(ConsumerPaused(self.group, _pairs(pause)))
         if resume:
             handle.resume(resume)
+            if self.listeners.active:
+                self.listeners.emit(ConsumerResumed(self.group, _pairs(resume)))
         self._bp_paused = want & self._assigned
 
     def _dispatch(self, runs: list[Run]) -> None:
@@ -397,3 +473,7 @@ class GroupWorker:
 
 def _fmt(partitions: Sequence[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _pairs(partitions: Sequence[TopicPartition]) -> tuple[tuple[str, int], ...]:
+    return tuple((tp.topic, tp.partition) for tp in partitions)

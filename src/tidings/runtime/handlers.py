@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import types
 import typing
@@ -151,7 +152,9 @@ async def call_handler(
                 f"{handler.name} ran longer than its timeout of {timeout:g} s"
             ) from None
         return
-    fut = asyncio.get_running_loop().run_in_executor(executor, _call_sync, func, args)
+    # In the handler's thread, the caller's context (a trace span, say) is current too.
+    run = contextvars.copy_context().run
+    fut = asyncio.get_running_loop().run_in_executor(executor, run, _call_sync, func, args)
     if timeout is None:
         await fut
         return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,17 @@ from pydantic_core import SchemaValidator
 from tidings.context import Context
 from tidings.events import Event
 from tidings.exceptions import DecodeError
+from tidings.instrumentation import tracing
+from tidings.instrumentation.catalogue import (
+    DeadLetterWritten,
+    DelayReleased,
+    EventFailed,
+    EventHandled,
+    EventReceived,
+    EventSkipped,
+    RetryScheduled,
+)
+from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Record
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import H_REPLAY_GROUP, H_RETRY_ATTEMPT, must_drop_value
@@ -23,7 +35,9 @@ from tidings.runtime.lanes import Lanes
 from tidings.runtime.outcome import Outcome
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
-from tidings.wire import H_CONTENT_TYPE, H_DATASCHEMA, H_TYPE, schema_uri
+from tidings.wire import H_CONTENT_TYPE, H_DATASCHEMA, H_ID, H_TYPE, schema_uri
+
+H_DUE = "tidings-deliver-at"  # tidings.publisher.H_DUE (the runtime does not import it)
 
 log = logging.getLogger("tidings.consumer")
 
@@ -97,6 +111,7 @@ class Route:
         self._types_b = frozenset(t.encode() for t in self._types or ())
         self._group_b = owner.group.encode()
         self._finish = owner.tracker.finish_at
+        self.obs: Listeners = getattr(owner, "listeners", None) or Listeners()
         plain = handler.is_async and not handler.takes_context and spec.timeout is None
         self._fast: Callable[[bytes], Event] | None = None
         self._schema = schema_uri(self._single) if self._single is not None else None
@@ -106,6 +121,9 @@ class Route:
                 self._fast = validator.validate_json
             else:  # not built yet (forward references): pydantic builds it on first use
                 self._fast = self._single.model_validate_json
+        self.tracer = tracing.tracer()  # None unless a tracer provider is configured
+        if self.tracer is not None:
+            self._fast = None  # every event through _deliver, inside its span
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -169,6 +187,8 @@ class Route:
         ready, busy = self.lanes.ready, self.lanes.busy
         lo, hi = MIN_TIME, MAX_TIME
         skipped: list[int] = []
+        obs = self.obs
+        observe = obs.active and (obs.wants(EventReceived) or obs.wants(DelayReleased))
         for i in range(size):
             rec = records[first + i]
             etype: bytes | None = None
@@ -194,6 +214,8 @@ class Route:
             except TypeError:
                 etype = None
             d = Delivery(rec, run, i, etype, ctype, schema=schema)
+            if observe:
+                self._received(rec, etype)
             if retried:
                 d.attempt = int(rec.header(H_RETRY_ATTEMPT) or b"1")
             lane: Hashable | None = by_partition
@@ -212,6 +234,8 @@ class Route:
         if skipped:
             self.stats.skipped += len(skipped)
             for i in skipped:
+                if obs.active:
+                    self.skipped(records[first + i])
                 self._finish(run, i)
         if by_partition is not None and len(busy) > len(self._tasks):
             self._spawn()  # a worker per partition with work: none waits behind another
@@ -240,6 +264,7 @@ class Route:
         ready, busy, wake = self.lanes.ready, self.lanes.busy, self._wake
         finish, fast, stats, schema = self._finish, self._fast, self.stats, self._schema
         func = self.spec.handler.func
+        obs, perf = self.obs, time.perf_counter
         while True:
             if self._stopping:
                 return
@@ -272,11 +297,17 @@ class Route:
                     await self._deliver(lane, d)
                     continue
                 d.event = event
+                observe = obs.active
+                t0 = perf() if observe else 0.0
                 try:
                     await func(event)
                 except Exception as exc:
+                    if observe:
+                        self.handled(d, perf() - t0, "error")
                     await self._failed(lane, d, exc)
                     continue
+                if observe:
+                    self.handled(d, perf() - t0, "ack")
                 stats.handled += 1
                 if lane is not None:  # Lanes.finish, inlined
                     waiting = busy.get(lane)
@@ -305,15 +336,34 @@ class Route:
                 return
             if d.event is None:
                 self.stats.skipped += 1
+                if self.obs.active:
+                    self.skipped(d.record)
                 self.lanes.finish(lane)
                 self._finish(d.run, d.index)
                 return
+        observe = self.obs.active
+        t0 = time.perf_counter() if observe else 0.0
         try:
             ctx = self.context(d) if self.spec.handler.takes_context else None
-            await self._call(d.event, ctx)
+            if self.tracer is None:
+                await self._call(d.event, ctx)
+            else:
+                rec = d.record
+                eid = rec.header(H_ID)
+                with tracing.consumer_span(
+                    self.tracer,
+                    rec,
+                    self.owner.group,
+                    eid.decode("utf-8", "replace") if eid else None,
+                ):
+                    await self._call(d.event, ctx)
         except Exception as exc:
+            if observe:
+                self.handled(d, time.perf_counter() - t0, "error")
             await self._failed(lane, d, exc)
             return
+        if observe:
+            self.handled(d, time.perf_counter() - t0, "ack")
         self.stats.handled += 1
         self.lanes.finish(lane)
         self._finish(d.run, d.index)
@@ -338,6 +388,18 @@ class Route:
         reason: str,
     ) -> None:
         rec = d.record
+        if self.obs.active and not d.dlq_failures:
+            then = (
+                outcome
+                if outcome is not Outcome.DEAD_LETTER or self.spec.dead_letter
+                else (Outcome.STOP)
+            )
+            self.obs.emit(
+                EventFailed(
+                    self.owner.group, rec.topic, rec.partition, rec.offset, d.attempt, reason,
+                    exc, then.value,
+                )
+            )  # fmt: skip
         if outcome is Outcome.RETRY:
             delay = self.spec.retry.delay_before(d.attempt + 1)
             self.stats.retried += 1
@@ -351,6 +413,7 @@ class Route:
                 self.spec.retry.attempts,
                 exc,
                 delay,
+                extra=_where(self.owner.group, rec),
             )
             if not self.spec.retry.keep_order:
                 try:
@@ -359,10 +422,12 @@ class Route:
                     log.error("Could not write to the retry topic (%r); retrying in place.",
                               write_error)  # fmt: skip
                 else:
+                    self.retry_scheduled(d, d.attempt + 1, delay, in_place=False)
                     self.lanes.finish(lane)
                     self._finish(d.run, d.index)
                     return
             d.attempt += 1
+            self.retry_scheduled(d, d.attempt, delay, in_place=True)
             self._park(lane, d, delay)
             return
         if not self.spec.dead_letter:
@@ -390,9 +455,59 @@ class Route:
             self._park(lane, d, delay, retry_dlq=(outcome, exc, reason))
             return
         self.stats.dead_lettered += 1
+        if self.obs.active:
+            self.obs.emit(
+                DeadLetterWritten(
+                    self.owner.group, rec.topic, rec.partition, rec.offset, reason, d.attempt
+                )
+            )
         self.lanes.finish(lane)
         self._finish(d.run, d.index)
         self._wake.set()  # from a parked retry of the write, no worker may be awake
+
+    # -- the catalogue's emit points (callers check self.obs.active first) ----------------
+
+    def _received(self, rec: Record, etype: bytes | None) -> None:
+        group = self.owner.group
+        self.obs.emit(
+            EventReceived(
+                group, rec.topic, rec.partition, rec.offset, etype.decode() if etype else None
+            )
+        )
+        due = rec.header(H_DUE)
+        if due is not None:
+            try:
+                at = float(due)
+            except ValueError:
+                return
+            self.obs.emit(
+                DelayReleased(
+                    group, rec.topic, rec.partition, rec.offset, at, self.owner.time() - at
+                )
+            )
+
+    def skipped(self, rec: Record) -> None:
+        self.obs.emit(EventSkipped(self.owner.group, rec.topic, rec.partition, rec.offset))
+
+    def handled(self, d: Delivery, duration: float, outcome: str) -> None:
+        rec = d.record
+        etype = d.etype.decode() if d.etype else (d.event.event_type if d.event else None)
+        self.obs.emit(
+            EventHandled(
+                self.owner.group, rec.topic, rec.partition, rec.offset, etype, d.attempt,
+                duration, outcome,
+            )
+        )  # fmt: skip
+
+    def retry_scheduled(self, d: Delivery, attempt: int, delay: float, *, in_place: bool) -> None:
+        if self.obs.active:
+            rec = d.record
+            self.obs.emit(
+                RetryScheduled(
+                    self.owner.group, rec.topic, rec.partition, rec.offset, attempt, delay,
+                    in_place,
+                )
+            )  # fmt: skip
 
     def _park(
         self,
@@ -423,3 +538,8 @@ class Route:
         from tidings.runtime.batching import run_batches
 
         await run_batches(self)
+
+
+def _where(group: str, rec: Record) -> dict[str, object]:
+    """The fields structured logs (``--log-format json``) carry for one record."""
+    return {"group": group, "topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
