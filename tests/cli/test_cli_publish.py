@@ -74,6 +74,7 @@ def test_publishing_to_a_missing_topic_is_refused(cli: Cli) -> None:
 
 def test_an_unknown_type_with_app_is_refused_with_the_apps_types(cli: Cli) -> None:
     app = "tests.cli.shop_app:app"
+    cli.ok("topics", "create", "shop-orders")
     result = cli("publish", "shop-orders", "--type", "ShopOrderPlacd", "--app", app, "{}")
     assert result.exit_code == 1, result.output
     assert "Unknown event type 'ShopOrderPlacd'" in result.stderr
