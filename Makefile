@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv on first use.
-# `make demo` installs tidings with its runtime dependencies only; `make test` adds the dev tools.
+# `make demo` installs tidings with its runtime dependencies and the outbox extra the example
+# uses; `make test` adds the dev tools.
 PYTHON ?= python3
 VENV ?= .venv
 PIP := $(VENV)/bin/python -m pip --disable-pip-version-check
@@ -13,8 +14,8 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME): pyproject.toml | $(VENV)/bin/python
-	@echo "== Installing tidings and its runtime dependencies (pydantic, typer, rich, confluent-kafka) into $(VENV); first run only"
-	$(PIP) install --progress-bar on -e .
+	@echo "== Installing tidings, its runtime dependencies (pydantic, typer, rich, confluent-kafka) and the outbox extra the example uses (SQLAlchemy, drivers) into $(VENV); first run only"
+	$(PIP) install --progress-bar on -e ".[outbox]"
 	touch $@
 
 $(STAMP): pyproject.toml $(RUNTIME)

@@ -56,3 +56,14 @@ def test_demo_explains_where_the_example_is_missing(
     monkeypatch.setattr(tidings, "__file__", str(tmp_path / "site" / "tidings" / "__init__.py"))
     assert demo(None, duration=1, rate=1, seed=1) == 1
     assert "examples/accounts" in capsys.readouterr().err
+
+
+def test_demo_without_the_outbox_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tidings.cli.demo import example
+
+    monkeypatch.setattr(example, "EXAMPLE_NEEDS", ("sqlalchemy", "no_such_module_for_tidings"))
+    assert demo(None, duration=1, rate=1, seed=1) == 1
+    err = capsys.readouterr().err
+    assert "no_such_module_for_tidings" in err and "tidings[outbox]" in err

@@ -6,6 +6,7 @@ The demo only relies on the few names typed below, so the example stays plain us
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import threading
 from datetime import timedelta
@@ -63,8 +64,24 @@ class DemoUnavailable(Exception):
     """The example package is not next to this tidings installation or in the cwd."""
 
 
+EXAMPLE_NEEDS = ("sqlalchemy",)
+"""Modules the example imports beyond tidings' own dependencies (the outbox extra)."""
+
+
 def load_example() -> ModuleType:
-    """Import `examples.accounts.system` from the repository, or from the working directory."""
+    """Import `examples.accounts.system` from the repository, or from the working directory.
+
+    Raises:
+        DemoUnavailable: the example is not there, or the outbox extra it uses is missing.
+    """
+    missing = [m for m in EXAMPLE_NEEDS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DemoUnavailable(
+            f"The demo's example publishes through the outbox, which needs "
+            f"{', '.join(missing)}: install tidings with that extra, "
+            "`pip install -e '.[outbox]'` in a checkout (`make demo` does) or "
+            "`pip install 'tidings[outbox]'`."
+        )
     candidates = [Path(tidings.__file__).resolve().parents[2] / "examples", Path.cwd() / "examples"]
     for examples in candidates:
         if (examples / "accounts" / "system.py").is_file():
