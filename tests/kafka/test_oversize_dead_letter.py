@@ -17,7 +17,7 @@ from tests.helpers import wait_until
 from tidings import App, Event, Retry
 from tidings.backends.kafka import KafkaBackend
 from tidings.exceptions import EventTooLarge
-from tidings.records import OutgoingRecord
+from tidings.records import OutgoingRecord, TopicSpec
 
 pytestmark = pytest.mark.kafka
 
@@ -105,6 +105,7 @@ def _read(app: App, topic: str) -> list[Any]:
 def test_too_large_says_the_client_refused_it_and_which_setting(
     backend: KafkaBackend, topic_name: str
 ) -> None:
+    backend.ensure_topics([TopicSpec(topic_name)])
     with pytest.raises(EventTooLarge) as raised:
         backend.produce([OutgoingRecord(topic_name, None, b"x" * 1_040_000)])
     message = str(raised.value)
