@@ -57,6 +57,7 @@ LEADERLESS = frozenset(
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError._NO_OFFSET,
+        KafkaError._NOENT,  # "Failed to query partition leaders: No leaders found" (fresh topic)
         KafkaError.UNKNOWN_TOPIC_OR_PART,
     }
 )
