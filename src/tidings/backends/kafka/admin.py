@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from confluent_kafka import (
-    ConsumerGroupTopicPartitions,
     KafkaError,
     KafkaException,
     TopicCollection,
@@ -34,7 +33,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ResourceType,
 )
 
-from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
+from tidings.backends.base import TopicInfo
 from tidings.backends.kafka.config import KafkaSettings, config_error
 from tidings.backends.kafka.errors import broker_unavailable, kafka_error, translate
 from tidings.backends.kafka.replicas import check_brokers, check_existing, with_durability
@@ -104,7 +103,7 @@ class KafkaAdmin:
                     raise config_error(exc, self.settings, "admin client") from exc
             return self._client
 
-    def _wait(self, future: Future[T], action: str) -> T:
+    def wait(self, future: Future[T], action: str) -> T:
         timeout = self.settings.connect_timeout
         try:
             return future.result(timeout=timeout + 5)
@@ -218,7 +217,7 @@ class KafkaAdmin:
         raced = set()
         for name, future in futures.items():
             try:
-                self._wait(future, f"create topic {name!r}")
+                self.wait(future, f"create topic {name!r}")
             except BrokerError as exc:
                 cause = kafka_error(exc.__cause__) if exc.__cause__ else None
                 if cause is not None and cause.code() in REFUSED_CONFIG:
@@ -259,7 +258,7 @@ class KafkaAdmin:
         configs = self.client.describe_configs(resources, request_timeout=timeout)
         out: dict[str, int | None] = {}
         for resource, future in configs.items():
-            entry = self._wait(future, "describe topic configs").get("retention.ms")
+            entry = self.wait(future, "describe topic configs").get("retention.ms")
             ms = int(entry.value) if entry is not None and entry.value is not None else -1
             out[resource.name] = ms if ms >= 0 else None
         return out
@@ -330,7 +329,7 @@ class KafkaAdmin:
         out: dict[TopicPartition, int] = {}
         for ktp, future in futures.items():
             try:
-                out[TopicPartition(ktp.topic, ktp.partition)] = self._wait(
+                out[TopicPartition(ktp.topic, ktp.partition)] = self.wait(
                     future, "list offsets"
                 ).offset
             except BrokerError as exc:
@@ -417,136 +416,12 @@ class KafkaAdmin:
         out = {}
         for resource, future in futures.items():
             try:
-                out[resource.name] = self._wait(future, "describe topic configs")
+                out[resource.name] = self.wait(future, "describe topic configs")
             except BrokerError as exc:
                 err = kafka_error(exc.__cause__) if exc.__cause__ else None
                 if err is None or err.code() not in MISSING:
                     raise
         return out
-
-    # -- groups --------------------------------------------------------------------------
-
-    def _describe_groups(self, ids: list[str]) -> dict[str, Any]:
-        if not ids:
-            return {}
-        timeout = self.settings.connect_timeout
-        futures = self.client.describe_consumer_groups(ids, request_timeout=timeout)
-        return {g: self._wait(f, f"describe group {g!r}") for g, f in futures.items()}
-
-    def committed(self, group: str) -> dict[TopicPartition, int]:
-        """Return `group`'s committed offsets (empty for an unknown group)."""
-        return self.committed_many([group])[group]
-
-    def committed_many(self, groups: list[str]) -> dict[str, dict[TopicPartition, int]]:
-        """Committed offsets of several groups, asked for all at once (one request each)."""
-        timeout = self.settings.connect_timeout
-        futures = {
-            g: self.client.list_consumer_group_offsets(
-                [ConsumerGroupTopicPartitions(g)], request_timeout=timeout
-            )[g]
-            for g in groups
-        }
-        out: dict[str, dict[TopicPartition, int]] = {}
-        for g, future in futures.items():
-            result = self._wait(future, f"list offsets of group {g!r}")
-            out[g] = {
-                TopicPartition(ktp.topic, ktp.partition): ktp.offset
-                for ktp in result.topic_partitions or []
-                if ktp.error is None and ktp.offset >= 0
-            }
-        return out
-
-    def groups(self) -> list[GroupInfo]:
-        self.metadata()
-        timeout = self.settings.connect_timeout
-        listing = self._wait(
-            self.client.list_consumer_groups(request_timeout=timeout), "list groups"
-        )
-        ids = sorted(
-            g.group_id for g in listing.valid if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
-        )
-        described = self._describe_groups(ids)
-        offsets_of = self.committed_many(ids)
-        rows: list[tuple[str, str, tuple[str, ...], dict[TopicPartition, int], dict[Any, str]]] = []
-        for gid in ids:
-            desc = described[gid]
-            owners: dict[TopicPartition, str] = {}
-            members = []
-            for m in desc.members:
-                label = m.client_id or m.member_id
-                members.append(label)
-                for ktp in m.assignment.topic_partitions if m.assignment else []:
-                    owners[TopicPartition(ktp.topic, ktp.partition)] = label
-            state = desc.state.name.replace("_", " ").title().replace(" ", "")
-            rows.append((gid, state, tuple(sorted(members)), offsets_of[gid], owners))
-        every = {tp for *_, committed, owners in rows for tp in (*committed, *owners)}
-        ends = self.offsets(every, LATEST, missing_ok=True)  # a topic may be gone since
-        return [
-            GroupInfo(
-                gid,
-                state,
-                members,
-                tuple(
-                    PartitionLag(
-                        tp.topic, tp.partition, committed.get(tp), ends[tp], owners.get(tp)
-                    )
-                    for tp in sorted({*committed, *owners})
-                    if tp in ends
-                ),
-            )
-            for gid, state, members, committed, owners in rows
-        ]
-
-    def reset_group(
-        self, group: str, topic: str, to: str | float, *, dry_run: bool = False
-    ) -> dict[TopicPartition, int]:
-        if to == "earliest":
-            spec = EARLIEST
-        elif to == "latest":
-            spec = LATEST
-        else:
-            try:
-                spec = OffsetSpec.for_timestamp(int(float(to) * 1000))
-            except ValueError:
-                raise ConfigurationError(
-                    f"Cannot reset group {group!r} to {to!r}: use 'earliest', 'latest' or a "
-                    "time (seconds since the epoch)."
-                ) from None
-        described = self._describe_groups([group]).get(group)
-        if described is not None and described.members:
-            names = ", ".join(sorted(m.client_id or m.member_id for m in described.members))
-            raise ConfigurationError(
-                f"Group {group!r} has {len(described.members)} live member(s) ({names}); stop "
-                "its workers before resetting offsets."
-            )
-        md = self.metadata(topic)
-        tmd = md.topics.get(topic)
-        if tmd is None or tmd.error is not None or not tmd.partitions:
-            raise ConfigurationError(
-                f"Topic {topic!r} does not exist on {self.settings.servers}; check the name "
-                "with `tidings topics list`."
-            )
-        tps = [TopicPartition(topic, p) for p in sorted(tmd.partitions)]
-        offsets = self.offsets(tps, spec)
-        if to not in ("earliest", "latest"):  # no record at or after that time: the end
-            ends = self.offsets(tps, LATEST)
-            offsets = {tp: o if o >= 0 else ends[tp] for tp, o in offsets.items()}
-        if dry_run:
-            return offsets
-        request = ConsumerGroupTopicPartitions(
-            group, [KafkaTP(tp.topic, tp.partition, o) for tp, o in offsets.items()]
-        )
-        timeout = self.settings.connect_timeout
-        futures = self.client.alter_consumer_group_offsets([request], request_timeout=timeout)
-        result = self._wait(futures[group], f"reset offsets of group {group!r}")
-        failed = [ktp for ktp in result.topic_partitions or [] if ktp.error is not None]
-        if failed:
-            raise BrokerError(
-                f"Kafka refused to reset group {group!r} on {topic!r}: "
-                + "; ".join(f"partition {k.partition}: {k.error}" for k in failed)
-                + ". Make sure no worker of the group is running and retry."
-            )
-        return offsets
 
     def close(self) -> None:
         with self._lock:

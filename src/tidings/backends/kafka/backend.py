@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
+from tidings.backends.kafka import groups as kafka_groups
 from tidings.backends.kafka.admin import EARLIEST, LATEST, KafkaAdmin
 from tidings.backends.kafka.config import load_settings
 from tidings.backends.kafka.consumer import KafkaConsumerHandle
@@ -147,12 +148,12 @@ class KafkaBackend:
         ]
 
     def groups(self) -> list[GroupInfo]:
-        return self._admin.groups()
+        return kafka_groups.groups(self._admin)
 
     def reset_group(
         self, group: str, topic: str, to: str | float, *, dry_run: bool = False
     ) -> dict[TopicPartition, int]:
-        return self._admin.reset_group(group, topic, to, dry_run=dry_run)
+        return kafka_groups.reset_group(self._admin, group, topic, to, dry_run=dry_run)
 
     def close(self) -> None:
         with self._lock:

@@ -17,6 +17,7 @@ from datetime import timedelta
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka import TopicPartition as KafkaTP
 
+from tidings.backends.kafka import groups as kafka_groups
 from tidings.backends.kafka.admin import EARLIEST, LATEST, KafkaAdmin
 from tidings.backends.kafka.config import KafkaSettings
 from tidings.backends.kafka.consumer import to_record
@@ -133,7 +134,7 @@ class DelayTopics:
         ]
         if not tps:
             return {}
-        committed = admin.committed(self.group)
+        committed = kafka_groups.committed(admin, self.group)
         starts, ends = admin.offsets(tps, EARLIEST), admin.offsets(tps, LATEST)
         todo = {
             tp: (max(committed.get(tp, 0), starts[tp]), ends[tp])
