@@ -115,3 +115,18 @@ def test_broker_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     result = CliRunner().invoke(cli_app, ["topics", "list"])
     assert result.exit_code == 0
     assert "memory://from-env-cli" in result.output
+
+
+def test_list_hides_tidings_internal_topics_unless_all(cli: Cli) -> None:
+    from tidings.runtime.control import CONTROL_SPEC
+    from tidings.runtime.status import STATUS_SPEC
+
+    cli.ok("topics", "create", "orders")
+    backend = open_backend(cli.broker)
+    backend.ensure_topics([STATUS_SPEC, CONTROL_SPEC])  # what a running worker creates
+    backend.close()
+    names = [t["name"] for t in cli.json("topics", "list")]
+    assert names == ["orders"]
+    assert "tidings.status" not in cli.ok("topics", "list").stdout
+    every = [t["name"] for t in cli.json("topics", "list", "--all")]
+    assert every == ["orders", "tidings.control", "tidings.status"]

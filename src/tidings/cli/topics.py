@@ -17,11 +17,24 @@ topics_app = typer.Typer(
 )
 
 
+INTERNAL_PREFIX = "tidings."
+"""Topics tidings runs on (worker status snapshots, dashboard controls); `--all` lists them."""
+
+
 @topics_app.command("list")
-def list_topics(broker: BrokerOpt = None, as_json: JsonOpt = False) -> None:
+def list_topics(
+    broker: BrokerOpt = None,
+    as_json: JsonOpt = False,
+    show_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Also list tidings' own topics (tidings.status, tidings.control)."
+        ),
+    ] = False,
+) -> None:
     """List topics: partitions, retention, events stored and delayed events pending."""
     with connect(broker, read_only=True) as backend:
-        infos = backend.topics()
+        infos = [t for t in backend.topics() if show_all or not t.name.startswith(INTERNAL_PREFIX)]
         url = backend.url
     if as_json:
         render.emit_json([topic_json(t) for t in infos])
