@@ -100,19 +100,23 @@ def decode_headers(blob: bytes) -> Headers:
         return tuple((k, v.encode("latin-1")) for k, v in json.loads(blob[1:]))
     if len(blob) == 1:
         return ()
-    it = iter(blob[1:].split(b"\0"))
-    names = _NAMES
-    return tuple((names.get(k) or _name(k), v) for k, v in zip(it, it, strict=True))
+    parts = blob[1:].split(b"\0")
+    if len(parts) % 2:
+        raise ValueError(f"outbox headers hold an odd number of fields ({len(parts)})")
+    return tuple(zip(map(_NAMES.__getitem__, parts[0::2]), parts[1::2], strict=True))
 
 
-_NAMES: dict[bytes, str] = {}
+class _Names(dict[bytes, str]):
+    """Decoded header names, most of which repeat on every row (bounded)."""
+
+    def __missing__(self, raw: bytes) -> str:
+        name = raw.decode()
+        if len(self) < 1000:
+            self[raw] = name
+        return name
 
 
-def _name(raw: bytes) -> str:
-    name = raw.decode()
-    if len(_NAMES) < 1000:
-        _NAMES[raw] = name
-    return name
+_NAMES = _Names()
 
 
 def dialect_of(engine: AnyEngine) -> str:
