@@ -447,9 +447,7 @@ class App:
             for group in chosen
         ]
 
-    def runner(
-        self, groups: Iterable[str] | None = None, *, instance: str | None = None
-    ) -> Runner:
+    def runner(self, groups: Iterable[str] | None = None, *, instance: str | None = None) -> Runner:
         """Build a Runner for the chosen groups (all by default).
 
         `instance` names this process stably across restarts (`tidings run --workers`

@@ -32,9 +32,7 @@ def test_a_sigkilled_worker_is_restarted_and_every_event_handled_in_key_order(
     wait_until(lambda: len(handled.distinct("a")) >= 150, 60, "150 events handled")
     victim = first[0]
     os.kill(victim, signal.SIGKILL)
-    wait_until(
-        lambda: len(run.workers()) == 2 and victim not in run.workers(), 30, "a new worker"
-    )
+    wait_until(lambda: len(run.workers()) == 2 and victim not in run.workers(), 30, "a new worker")
     run.no_zombies()
     wait_until(
         lambda: handled.distinct("a") == everything and handled.distinct("b") == everything,
