@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from tests.helpers import wait_until
 from tests.workers.conftest import Handled, Supervised, alive, publish, supervised
 from tidings.cli import app as cli_app
-from tidings.workers.settings import parse_size, parse_workers
+from tidings.workers.settings import SupervisorSettings, parse_size, parse_workers
 
 
 @pytest.fixture
@@ -85,6 +85,8 @@ def test_sizes_and_worker_counts() -> None:
     assert parse_size("512MB") == 512_000_000
     assert parse_size("1.5GiB") == int(1.5 * 1024**3)
     assert parse_size("300m") == 300_000_000
+    policy = SupervisorSettings(workers=1, grace=1)
+    assert [policy.backoff(n) for n in (1, 2, 3, 7, 8, 20)] == [0.5, 1, 2, 30, 30, 30]
 
 
 def test_reload_restarts_the_workers_when_a_python_file_changes(
@@ -163,3 +165,13 @@ def test_a_second_ctrl_c_kills_every_worker_at_once(
     assert not any(alive(p) for p in pids)
     assert handled.rows() == []
     assert "aborting: killing every worker" in run.log()
+
+
+def test_workers_stop_gracefully_when_their_supervisor_dies(run: Supervised) -> None:
+    run.start("--workers", "2")
+    pids = run.wait_workers(2)
+    assert run.proc is not None
+    run.proc.kill()
+    run.proc.wait()
+    wait_until(lambda: not any(alive(p) for p in pids), 20, "the orphaned workers to stop")
+    assert "the supervisor is gone; stopping gracefully" in run.log()
