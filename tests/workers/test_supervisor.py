@@ -22,16 +22,17 @@ def run(tmp_path: Path, worker_broker: str, workspace: dict[str, str]) -> Iterat
 def test_a_sigkilled_worker_is_restarted_and_every_event_handled_in_key_order(
     run: Supervised, workspace: dict[str, str]
 ) -> None:
-    keys, per_key = 12, 100
+    keys, per_key = 12, 70
     publish(run.broker, workspace, keys, per_key)
     everything = {(f"k{k}", s) for k in range(keys) for s in range(per_key)}
     handled = Handled(Path(workspace["WK_LOG"]))
     run.env["WK_SLOW"] = "0.004"
     run.start("--workers", "2")
     first = run.wait_workers(2)
-    wait_until(lambda: len(handled.distinct("a")) >= 150, 60, "150 events handled")
+    wait_until(lambda: len(handled.distinct("a")) >= 120, 60, "120 events handled")
     victim = first[0]
     os.kill(victim, signal.SIGKILL)
+    assert len(handled.distinct("a")) < len(everything), "killed after the work was done"
     wait_until(lambda: len(run.workers()) == 2 and victim not in run.workers(), 30, "a new worker")
     run.no_zombies()
     wait_until(
