@@ -89,10 +89,10 @@ def test_sizes_and_worker_counts() -> None:
     assert [policy.backoff(n) for n in (1, 2, 3, 7, 8, 20)] == [0.5, 1, 2, 30, 30, 30]
 
 
-def test_reload_restarts_the_workers_when_a_python_file_changes(
+def test_reload_restarts_the_workers_when_a_python_file_changes_and_group_is_honoured(
     run: Supervised, tmp_path: Path, workspace: dict[str, str]
 ) -> None:
-    run.start("--reload")
+    run.start("--reload", "--group", workspace["WK_GROUP"] + "-a")  # one group only
     (first,) = run.wait_workers(1)
     wait_until(lambda: "watching" in run.log(), 10, "the watcher to start")
     time.sleep(0.3)  # watchfiles arms its inotify watches just after saying so
@@ -101,7 +101,9 @@ def test_reload_restarts_the_workers_when_a_python_file_changes(
     wait_until(lambda: first not in run.workers() and len(run.workers()) == 1, 20, "a reload")
     handled = Handled(Path(workspace["WK_LOG"]))
     publish(run.broker, workspace, 1, 1)
-    wait_until(lambda: len(handled.rows()) == 2, 30, "the new worker to handle")
+    wait_until(lambda: len(handled.rows()) == 1, 30, "the new worker to handle")
+    time.sleep(0.3)
+    assert [g for g, *_ in handled.rows()] == ["a"], "a group not named with --group ran"
     assert run.stop() == 0
     log = run.log()
     assert "files changed: restarting the workers" in log, log

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tidings.instrumentation.catalogue import WorkerRestarted
 from tidings.instrumentation.dispatch import Listeners
@@ -81,8 +81,6 @@ class Slot:
     failures: int = 0
     restart_at: float | None = None
     memory_at: float = 0.0
-    history: list[int] = field(default_factory=list)
-    """Pids of every process this slot ran, oldest first."""
 
 
 class Supervisor:
@@ -236,7 +234,6 @@ class Supervisor:
         slot.started = slot.progress = now
         slot.ready, slot.kill_at, slot.reason, slot.restart_at = False, None, None, None
         slot.memory_at = now + self.settings.memory_interval
-        slot.history.append(proc.pid)
         self._selector.register(read_end, selectors.EVENT_READ, slot)
         log.info("worker %d started (pid %d)", slot.index, proc.pid)
 
