@@ -51,6 +51,7 @@ if TYPE_CHECKING:
         PartitionsRevoked,
         RetryScheduled,
         RuntimeEvent,
+        WorkerRestarted,
         WorkerStarted,
         WorkerStopping,
     )
@@ -99,6 +100,7 @@ __all__ = [
     "TidingsError",
     "Topic",
     "TopicNotFound",
+    "WorkerRestarted",
     "WorkerStarted",
     "WorkerStopping",
     "__version__",
@@ -130,6 +132,7 @@ _LAZY = {
     "PartitionsRevoked": "tidings.instrumentation.catalogue",
     "RetryScheduled": "tidings.instrumentation.catalogue",
     "RuntimeEvent": "tidings.instrumentation.catalogue",
+    "WorkerRestarted": "tidings.instrumentation.catalogue",
     "WorkerStarted": "tidings.instrumentation.catalogue",
     "WorkerStopping": "tidings.instrumentation.catalogue",
 }

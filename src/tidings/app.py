@@ -416,7 +416,9 @@ class App:
 
     # -- running consumers ---------------------------------------------------------------
 
-    def _workers(self, groups: Iterable[str] | None) -> list[GroupWorker]:
+    def _workers(
+        self, groups: Iterable[str] | None, instance: str | None = None
+    ) -> list[GroupWorker]:
         chosen = list(groups) if groups else self.groups()
         unknown = [g for g in chosen if g not in self.groups()]
         if unknown:
@@ -437,6 +439,7 @@ class App:
                 [c for c in self.consumers if c.group == group],
                 clock=self.clock,
                 publisher=self._publisher,
+                member_id=None if instance is None else f"{self.name}.{group}.{instance}",
                 max_in_flight=self.max_in_flight,
                 max_in_flight_bytes=self.max_in_flight_bytes,
                 listeners=self.listeners,
@@ -444,9 +447,16 @@ class App:
             for group in chosen
         ]
 
-    def runner(self, groups: Iterable[str] | None = None) -> Runner:
-        """Build a Runner for the chosen groups (all by default)."""
-        workers = self._workers(groups)
+    def runner(self, groups: Iterable[str] | None = None, *, instance: str | None = None) -> Runner:
+        """Build a Runner for the chosen groups (all by default).
+
+        `instance` names this process stably across restarts (`tidings run --workers`
+        passes ``<host>.w<index>``): each group's member id is then
+        ``<app>.<group>.<instance>``, which on Kafka is the static ``group.instance.id``,
+        so a restarted worker gets its partitions back without a rebalance. None: a new
+        random member id per run.
+        """
+        workers = self._workers(groups, instance)
         status = None
         if self.status_interval is not None:
             status = StatusReporter(self._ready_backend(), self.name, interval=self.status_interval)
@@ -463,13 +473,14 @@ class App:
             await task
             raise
 
-    def run(self, groups: Iterable[str] | None = None) -> None:
+    def run(self, groups: Iterable[str] | None = None, *, instance: str | None = None) -> None:
         """Run the consumers until SIGTERM/SIGINT (blocks); same as `tidings run`.
 
         A second Ctrl-C aborts: the process exits with status 130 as soon as the group is
         left, without waiting for running handlers (their events are redelivered later).
+        `instance`: see `runner`.
         """
-        runner = self.runner(groups)
+        runner = self.runner(groups, instance=instance)
 
         async def main() -> None:
             runner.install_signal_handlers()

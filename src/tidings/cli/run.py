@@ -73,11 +73,52 @@ def run(
         ),
     ] = None,
     broker: BrokerOpt = None,
+    workers: Annotated[
+        str | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            metavar="N",
+            show_default=False,
+            help="Run N supervised worker processes (or 'auto': one per CPU), restarted when "
+            "they exit, hang or pass --max-memory. Default: this one process.",
+        ),
+    ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--max-memory",
+            metavar="SIZE",
+            show_default=False,
+            help="Drain and restart a worker whose resident memory passes SIZE (e.g. 512MB, "
+            "1GiB). Implies --workers 1 if not given.",
+        ),
+    ] = None,
+    heartbeat_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--heartbeat-timeout",
+            metavar="S",
+            show_default=False,
+            help="Kill and restart a worker whose poll loop has not turned for S seconds "
+            "(default 15; a handler running long does not count).",
+        ),
+    ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option(
+            "--reload",
+            help="Restart the workers when the app's *.py files change (development; needs "
+            "tidings[reload]). Implies --workers 1 if not given.",
+        ),
+    ] = False,
 ) -> None:
     """Run the app's consumers (all groups, or those named) until SIGTERM or Ctrl-C.
 
     The first signal stops fetching, lets in-flight handlers finish within the grace
-    period, commits and leaves the groups; a second Ctrl-C aborts at once.
+    period, commits and leaves the groups; a second Ctrl-C aborts at once. With --workers
+    a supervisor runs that many worker processes and keeps them alive (see README,
+    "Workers").
     """
     from tidings.cli.loader import load_app  # imported here: the app loads pydantic
     from tidings.exceptions import ConfigurationError
@@ -99,6 +140,24 @@ def run(
         app.grace = grace
     chosen = list(dict.fromkeys(group or known))
     configure_logging(log_level.value, log_format.value)
+    if workers is not None or max_memory is not None or heartbeat_timeout is not None or reload:
+        from tidings.cli.supervise import supervise
+
+        code = supervise(
+            app,
+            app_spec,
+            chosen if group else [],
+            workers=workers,
+            max_memory=max_memory,
+            heartbeat_timeout=heartbeat_timeout,
+            reload=reload,
+            broker=broker,
+            grace=grace,
+            log_level=log_level.value,
+            log_format=log_format.value,
+            http=http,
+        )
+        raise typer.Exit(code)
     server = None
     if http is not None:
         from tidings.instrumentation.http import parse_address, start_http

@@ -228,6 +228,27 @@ class WorkerStopping(RuntimeEvent):
     group: str
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerRestarted(RuntimeEvent):
+    """The `tidings run --workers` supervisor restarts worker process `index`.
+
+    Emitted in the supervisor process (where the app is loaded too). `reason` is "exited"
+    (it exited or was killed by someone else), "heartbeat" (its poll loop stopped turning
+    and the supervisor killed it), "memory" (drained after passing --max-memory) or
+    "reload" (files changed under --reload). `code` is the old process's exit status, or
+    `-N` when signal N ended it; `restarts` counts this index's restarts so far, and the
+    new process starts after `delay` seconds (the backoff).
+    """
+
+    name: ClassVar[str] = "worker.restarted"
+    index: int
+    pid: int
+    code: int
+    reason: str
+    restarts: int
+    delay: float
+
+
 CATALOGUE: tuple[type[RuntimeEvent], ...] = (
     EventReceived,
     EventHandled,
@@ -246,6 +267,7 @@ CATALOGUE: tuple[type[RuntimeEvent], ...] = (
     ConsumerResumed,
     WorkerStarted,
     WorkerStopping,
+    WorkerRestarted,
 )
 """Every event type, in the order the README lists them."""
 
@@ -267,5 +289,6 @@ EMITTED_BY: dict[type[RuntimeEvent], str] = {
     ConsumerResumed: "tidings.runtime.group_worker.GroupWorker._apply_pauses",
     WorkerStarted: "tidings.runtime.group_worker.GroupWorker.start",
     WorkerStopping: "tidings.runtime.group_worker.GroupWorker.stop",
+    WorkerRestarted: "tidings.workers.supervisor.Supervisor._schedule_restart",
 }
 """Where each event is built and emitted: the one function that does it."""
