@@ -30,9 +30,10 @@ from tidings.instrumentation.catalogue import (
     WorkerStopping,
 )
 from tidings.instrumentation.dispatch import Listeners
-from tidings.records import Record, TopicPartition
+from tidings.records import OutgoingRecord, Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
+from tidings.runtime.exactly_once import StagedOutputs
 from tidings.runtime.route import Cancellable, Route, _where
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
@@ -101,6 +102,10 @@ class GroupWorker:
         self._positions: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
         self._handle: ConsumerHandle | None = None
+        self.staged = StagedOutputs() if any(s.exactly_once for s in self.specs) else None
+        """Outputs waiting for their offset commit (exactly_once groups only)."""
+        self._base: dict[TopicPartition, int] = {}
+        """exactly_once: where each partition is read again from after an aborted commit."""
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
 
@@ -257,6 +262,8 @@ class GroupWorker:
         error: BaseException,
         attempts: int,
         drop_value: BaseException | None = None,
+        *,
+        run: Run | None = None,
     ) -> None:
         out = dead_letter(
             record,
@@ -267,7 +274,10 @@ class GroupWorker:
             now=self.clock.time(),
             drop_value=drop_value,
         )
-        await asyncio.to_thread(self.backend.produce, [out])
+        if self.staged is not None and run is not None:
+            self.staged.add(run.part, record.offset, [out])  # written with the commit
+        else:
+            await asyncio.to_thread(self.backend.produce, [out])
         log.error(
             "group %s: %s[%d]@%d dead-lettered to %s after %d attempt(s): %s: %s",
             self.group,
@@ -281,9 +291,19 @@ class GroupWorker:
             extra=_where(self.group, record),
         )
 
-    async def write_retry(self, record: Record, attempt: int, delay: float) -> None:
+    async def write_retry(
+        self, record: Record, attempt: int, delay: float, *, run: Run | None = None
+    ) -> None:
         out = retry_record(record, self.group, attempt, self.clock.time() + delay)
-        await asyncio.to_thread(self.backend.produce, [out])
+        if self.staged is not None and run is not None:
+            self.staged.add(run.part, record.offset, [out])  # written with the commit
+        else:
+            await asyncio.to_thread(self.backend.produce, [out])
+
+    def stage(self, run: Run, index: int, outputs: list[OutgoingRecord]) -> None:
+        """Hold a handled event's follow-ups until its offset is committed with them."""
+        if self.staged is not None:
+            self.staged.add(run.part, run.records[run.start + index].offset, outputs)
 
     def context_publisher(self) -> Any:
         return self._publisher
@@ -317,6 +337,8 @@ class GroupWorker:
 
     def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         self._assigned.update(partitions)
+        for tp in partitions:
+            self._base.pop(tp, None)
         self._joined = True
         if self.listeners.active:
             self.listeners.emit(PartitionsAssigned(self.group, _pairs(partitions)))
@@ -331,10 +353,17 @@ class GroupWorker:
             if self.clock.monotonic() >= deadline:
                 break
             time.sleep(0.005)
-        offsets = self.tracker.revoke(partitions)
-        self._positions.update(offsets)
-        offsets = {tp: self._positions.pop(tp) for tp in partitions if tp in self._positions}
         handle = self._handle
+        if self.staged is not None:
+            if handle is not None:
+                self._commit_transaction(handle, partitions, rewind=False)
+            self.tracker.revoke(partitions)
+            self.staged.drop(partitions)
+            offsets = {}
+        else:
+            offsets = self.tracker.revoke(partitions)
+            self._positions.update(offsets)
+            offsets = {tp: self._positions.pop(tp) for tp in partitions if tp in self._positions}
         if offsets and handle is not None:
             try:
                 self._send_commit(handle, offsets, sync=True)
@@ -392,11 +421,71 @@ class GroupWorker:
             records = handle.fetch(self.fetch_max, timeout)
             if records:
                 runs = self.tracker.track_runs(records)
+                if self.staged is not None:
+                    for run in runs:  # where a rewind reads again from (the last commit)
+                        self._base.setdefault(run.part.tp, run.records[run.start].offset)
                 loop.call_soon_threadsafe(self._dispatch, runs)
         try:
             self._commit(handle, sync=True, everything=True)
         finally:
             handle.close()
+
+    def _commit_transaction(
+        self,
+        handle: ConsumerHandle,
+        only: Sequence[TopicPartition] | None = None,
+        *,
+        rewind: bool = True,
+    ) -> None:
+        """exactly_once: commit finished offsets with their staged outputs, atomically.
+
+        When the backend aborts the transaction (fenced, revoked, broker failure), nothing
+        of it is visible; with `rewind`, every partition is read again from its last
+        committed offset, dropping the work in flight (see `_rewind`).
+        """
+        assert self.staged is not None
+        offsets = self.tracker.take_committable(only)
+        if not offsets:
+            return
+        records = self.staged.take(offsets)
+        try:
+            handle.commit_transaction(records, offsets)
+        except Exception as exc:
+            expected = isinstance(exc, TidingsError)
+            log.warning(
+                "group %s: exactly-once commit of %d output(s) aborted: %s",
+                self.group,
+                len(records),
+                exc,
+                exc_info=None if expected else exc,
+            )
+            if rewind:
+                self._rewind(handle)
+            return
+        self._base.update(offsets)
+        if self.listeners.active:
+            done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
+            self.listeners.emit(OffsetsCommitted(self.group, done, True))
+
+    def _rewind(self, handle: ConsumerHandle) -> None:
+        """Drop the work in flight and read every partition again from its last commit."""
+        tps = sorted(self._assigned)
+        self.tracker.stop_starting(tps)
+        deadline = self.clock.monotonic() + self.revoke_grace
+        while self.tracker.running(tps) and not self._abort:
+            if self.clock.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        self.tracker.revoke(tps)
+        assert self.staged is not None
+        self.staged.drop(tps)
+        for tp in tps:
+            base = self._base.get(tp)
+            if base is not None:
+                handle.seek(tp, base)
+        log.warning(
+            "group %s: reading %s again from the last committed offsets", self.group, _fmt(tps)
+        )
 
     def _commit(self, handle: ConsumerHandle, *, sync: bool, everything: bool = False) -> None:
         """Commit positions that advanced; with `everything`, every known position again.
@@ -405,6 +494,9 @@ class GroupWorker:
         rebalance), and a partition that is idle afterwards would keep a stale commit and
         redeliver what was handled. Re-sending every position now and then closes that gap.
         """
+        if self.staged is not None:
+            self._commit_transaction(handle)
+            return
         offsets = self.tracker.take_committable()
         self._positions.update(offsets)
         if everything:

@@ -134,7 +134,14 @@ class KafkaBackend:
                 tps, LATEST if which == "latest" else EARLIEST
             ),
             topic_ids=self._admin.topic_ids,
+            prepare=self._transactional,
         )
+
+    def _transactional(self, records: Sequence[OutgoingRecord]) -> list[OutgoingRecord]:
+        """Route an exactly-once commit's records: those due later go to a delay topic."""
+        if not any(r.deliver_at is not None for r in records):
+            return list(records)
+        return [r for chunk in self._route((records,), self.clock.time(), {}) for r in chunk]
 
     def topics(self) -> list[TopicInfo]:
         infos = self._admin.topics()
