@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.helpers import wait_until
 from tidings import App, Context, Event, Retry
 from tidings.backends.base import Backend
 from tidings.exceptions import ConfigurationError, TransactionAborted
-from tidings.records import OutgoingRecord, Record, TopicPartition
+from tidings.records import OutgoingRecord, Record, TopicPartition, TopicSpec
 from tidings.runtime.dead_letters import dlq_topic
 
 
@@ -29,7 +30,9 @@ class Shipped(Event):
     n: int
 
 
-def read_all(backend: Backend, topic: str, at_least: int = 0, timeout: float = 20.0) -> list[Record]:
+def read_all(
+    backend: Backend, topic: str, at_least: int = 0, timeout: float = 20.0
+) -> list[Record]:
     """Read `topic` from the beginning without a group (read_committed on Kafka)."""
     handle = backend.open_consumer(None, [topic], start="earliest", listener=None)
     out: list[Record] = []
@@ -131,3 +134,37 @@ def test_exactly_once_refuses_batches_and_mixed_groups() -> None:
         def other(e: Order) -> None: ...
 
     app.close()
+
+
+def test_an_expired_embedded_member_commits_nothing(tmp_path: Path, topic_name: str) -> None:
+    """A member that stopped heartbeating (a zombie) was replaced: its transaction, outputs
+    and offsets alike, is refused after its successor committed (embedded store)."""
+    from tidings.backends.embedded import EmbeddedBackend
+
+    path = tmp_path / "data"
+    url = f"embedded://{path}"
+    zombie_side = EmbeddedBackend(path, url=url, session_timeout=0.5, heartbeat_interval=0.1)
+    other_side = EmbeddedBackend(path, url=url, session_timeout=0.5, heartbeat_interval=0.1)
+    src, out = topic_name, f"{topic_name}-out"
+
+    zombie_side.ensure_topics([TopicSpec(src, partitions=1), TopicSpec(out, partitions=1)])
+    tp = TopicPartition(src, 0)
+    rec = lambda v: OutgoingRecord(out, b"k", v, (), None, None)  # noqa: E731
+    zombie = zombie_side.open_consumer("g", [src], start="earliest", listener=None)
+    try:
+        wait_until(lambda: (zombie.fetch(10, 0.05), bool(zombie.assignment()))[1], 10, "owner")
+        zombie.commit_transaction([rec(b"1")], {tp: 1})
+        successor = other_side.open_consumer("g", [src], start="earliest", listener=None)
+        wait_until(
+            lambda: (successor.fetch(10, 0.05), bool(successor.assignment()))[1], 10, "takeover"
+        )
+        successor.commit_transaction([rec(b"2")], {tp: 2})
+        with pytest.raises(TransactionAborted, match="no longer owns"):
+            zombie.commit_transaction([rec(b"3")], {tp: 3})
+        assert [r.value for r in read_all(other_side, out, at_least=2)] == [b"1", b"2"]
+        (info,) = [g for g in other_side.groups() if g.group == "g"]
+        assert [p.committed for p in info.partitions if p.topic == src] == [2]
+        successor.close()
+    finally:
+        zombie_side.close()
+        other_side.close()

@@ -35,9 +35,7 @@ class StagedOutputs:
         if part.gone or not records:
             return  # revoked or rewound meanwhile: the event is handled again
         with self._lock:
-            self._by_tp.setdefault(part.tp, []).append(
-                (offset, next(self._order), part, records)
-            )
+            self._by_tp.setdefault(part.tp, []).append((offset, next(self._order), part, records))
 
     def take(self, offsets: Mapping[TopicPartition, int]) -> list[OutgoingRecord]:
         """Remove and return the outputs of events below `offsets` (the next to read)."""

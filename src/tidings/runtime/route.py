@@ -448,9 +448,7 @@ class Route:
             self.owner.stop_partition(rec, f"{reason}: {exc}")
             return  # the lane stays busy: nothing after this event of its lane runs
         try:
-            await self.owner.write_dead_letter(
-                rec, reason, exc, d.attempt, d.dlq_error, run=d.run
-            )
+            await self.owner.write_dead_letter(rec, reason, exc, d.attempt, d.dlq_error, run=d.run)
         except Exception as write_error:
             d.dlq_failures += 1
             delay = 5.0

@@ -1,0 +1,100 @@
+"""Exactly once on Kafka: a fenced zombie commits nothing; aborted outputs stay invisible."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from tests.helpers import wait_until
+from tidings.backends.base import ConsumerHandle
+from tidings.backends.kafka import KafkaBackend
+from tidings.exceptions import TransactionAborted
+from tidings.records import OutgoingRecord, Record, TopicPartition, TopicSpec
+
+pytestmark = pytest.mark.kafka
+
+
+def owned(handle: ConsumerHandle) -> bool:
+    handle.fetch(10, 0.1)
+    return bool(handle.assignment())
+
+
+def read_committed(backend: KafkaBackend, topic: str, settle: float = 1.0) -> list[Record]:
+    """Everything a tidings reader (read_committed, like `tidings tail`) sees in `topic`."""
+    handle = backend.open_consumer(None, [topic], start="earliest", listener=None)
+    out: list[Record] = []
+    deadline = time.monotonic() + settle
+    try:
+        while time.monotonic() < deadline:
+            out += handle.fetch(100, 0.1)
+    finally:
+        handle.close()
+    return out
+
+
+def test_a_fenced_zombie_commits_nothing(backend: KafkaBackend, topic_name: str) -> None:
+    src, out = topic_name, f"{topic_name}-out"
+    backend.ensure_topics([TopicSpec(src, partitions=1), TopicSpec(out, partitions=1)])
+    tp = TopicPartition(src, 0)
+    zombie = backend.open_consumer("g", [src], start="earliest", listener=None, member_id="m1")
+    successor: ConsumerHandle | None = None
+    try:
+        wait_until(lambda: owned(zombie), 30, "the first member's assignment")
+        zombie.commit_transaction([OutgoingRecord(out, b"k", b"1", (), None, None)], {tp: 1})
+        # The same member restarted (same group.instance.id, so the same transactional.id):
+        # the coordinator hands it the partition and its producer fences the old one.
+        successor = backend.open_consumer(
+            "g", [src], start="earliest", listener=None, member_id="m1"
+        )
+        wait_until(lambda: owned(successor), 30, "the successor's assignment")  # type: ignore[arg-type]
+        successor.commit_transaction([OutgoingRecord(out, b"k", b"2", (), None, None)], {tp: 2})
+        with pytest.raises(TransactionAborted):
+            zombie.commit_transaction([OutgoingRecord(out, b"k", b"3", (), None, None)], {tp: 3})
+        seen = [r.value for r in read_committed(backend, out)]
+        assert seen == [b"1", b"2"]
+        (info,) = [g for g in backend.groups() if g.group == "g"]
+        assert {p.partition: p.committed for p in info.partitions if p.topic == src} == {0: 2}
+    finally:
+        zombie.close()
+        if successor is not None:
+            successor.close()
+
+
+def test_aborted_outputs_are_invisible_to_tidings_readers(
+    backend: KafkaBackend, bootstrap: str, topic_name: str
+) -> None:
+    """tidings reads read_committed by default: an aborted transaction's records (which are
+    in the log, as a read_uncommitted consumer shows) never reach its readers."""
+    backend.ensure_topics([TopicSpec(topic_name, partitions=1)])
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": topic_name})
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"aborted")
+    producer.flush(10)
+    producer.abort_transaction(10)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"committed")
+    producer.commit_transaction(10)
+
+    assert [r.value for r in read_committed(backend, topic_name)] == [b"committed"]
+    raw = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic_name}-raw",
+            "isolation.level": "read_uncommitted",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        raw.subscribe([topic_name])
+        values: list[bytes | None] = []
+        deadline = time.monotonic() + 15
+        while len(values) < 2 and time.monotonic() < deadline:
+            msg = raw.poll(0.2)
+            if msg is not None and msg.error() is None:
+                values.append(msg.value())
+        assert values == [b"aborted", b"committed"]
+    finally:
+        raw.close()
