@@ -54,6 +54,10 @@ class TransactionalProducer:
         # Long enough for a commit's deliveries (message.timeout.ms must not exceed it);
         # also how long a member killed mid-commit blocks read_committed readers.
         conf.setdefault("transaction.timeout.ms", conf.get("message.timeout.ms", 30_000))
+        # A transaction started right after a commit gets CONCURRENT_TRANSACTIONS until the
+        # broker has written the markers (a few ms); librdkafka's 100 ms retry backoff
+        # would make every commit take 100 ms.
+        conf.setdefault("retry.backoff.ms", 5)
         conf.setdefault("error_cb", self._on_error)
         try:
             producer = Producer(conf)
