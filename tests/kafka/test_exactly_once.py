@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from confluent_kafka import Consumer, Producer
 
 from tests.helpers import wait_until
+from tidings import App, Context, Event
 from tidings.backends.base import ConsumerHandle
 from tidings.backends.kafka import KafkaBackend
 from tidings.exceptions import TransactionAborted
@@ -21,13 +23,20 @@ def owned(handle: ConsumerHandle) -> bool:
     return bool(handle.assignment())
 
 
-def read_committed(backend: KafkaBackend, topic: str, settle: float = 1.0) -> list[Record]:
-    """Everything a tidings reader (read_committed, like `tidings tail`) sees in `topic`."""
+def read_committed(backend: KafkaBackend, topic: str, at_least: int = 0) -> list[Record]:
+    """Everything a tidings reader (read_committed, like `tidings tail`) sees in `topic`.
+
+    Reads until `at_least` records came (at most 20 s), then 0.5 s more: a new reader's
+    first fetch can take a second or two, and duplicates would arrive in that time.
+    """
     handle = backend.open_consumer(None, [topic], start="earliest", listener=None)
     out: list[Record] = []
-    deadline = time.monotonic() + settle
+    deadline = time.monotonic() + 20
     try:
-        while time.monotonic() < deadline:
+        while len(out) < at_least and time.monotonic() < deadline:
+            out += handle.fetch(100, 0.1)
+        settle = time.monotonic() + 0.5
+        while time.monotonic() < settle:
             out += handle.fetch(100, 0.1)
     finally:
         handle.close()
@@ -52,7 +61,7 @@ def test_a_fenced_zombie_commits_nothing(backend: KafkaBackend, topic_name: str)
         successor.commit_transaction([OutgoingRecord(out, b"k", b"2", (), None, None)], {tp: 2})
         with pytest.raises(TransactionAborted):
             zombie.commit_transaction([OutgoingRecord(out, b"k", b"3", (), None, None)], {tp: 3})
-        seen = [r.value for r in read_committed(backend, out)]
+        seen = [r.value for r in read_committed(backend, out, at_least=2)]
         assert seen == [b"1", b"2"]
         (info,) = [g for g in backend.groups() if g.group == "g"]
         assert {p.partition: p.committed for p in info.partitions if p.topic == src} == {0: 2}
@@ -78,7 +87,7 @@ def test_aborted_outputs_are_invisible_to_tidings_readers(
     producer.produce(topic_name, b"committed")
     producer.commit_transaction(10)
 
-    assert [r.value for r in read_committed(backend, topic_name)] == [b"committed"]
+    assert [r.value for r in read_committed(backend, topic_name, at_least=1)] == [b"committed"]
     raw = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -98,3 +107,57 @@ def test_aborted_outputs_are_invisible_to_tidings_readers(
         assert values == [b"aborted", b"committed"]
     finally:
         raw.close()
+
+
+class Order(Event):
+    n: int
+
+
+def test_a_fenced_producer_is_replaced_and_nothing_is_duplicated(
+    bootstrap: str, topic_name: str
+) -> None:
+    """Another producer takes the member's transactional.id mid-run: the member's next
+    transaction is aborted, it rewinds, starts a new producer and carries on; every input
+    still has exactly one output."""
+    url = f"kafka://{bootstrap}"
+    app = App(
+        "eos",
+        broker=url,
+        status_interval=None,
+        delays=False,
+        consumer_config={"group.instance.id": f"inst-{topic_name}"},
+    )
+    src = app.topic(topic_name, partitions=2)
+    out = app.topic(f"{topic_name}-out", partitions=2)
+    handled: Counter[int] = Counter()
+
+    @app.consumer(src, group=f"{topic_name}-g", exactly_once=True)
+    async def transform(e: Order, ctx: Context) -> None:
+        handled[e.n] += 1
+        await ctx.publish_async(out, Order(n=e.n), key=ctx.key)
+
+    def outputs(at_least: int) -> list[int]:
+        return [
+            Order.model_validate_json(r.value or b"").n
+            for r in read_committed(app.backend, out.name, at_least)
+        ]
+
+    try:
+        app.publish_many(src, [(str(i % 5), Order(n=i)) for i in range(50)])
+        with app.running():
+            wait_until(lambda: len(handled) == 50, 30, "the first 50 orders")
+            assert len(outputs(50)) == 50
+            fencer = Producer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "transactional.id": f"tidings.tx.{topic_name}-g.inst-{topic_name}",
+                }
+            )
+            fencer.init_transactions(10)  # the member's producer is fenced from now on
+            app.publish_many(src, [(str(i % 5), Order(n=i)) for i in range(50, 100)])
+            wait_until(lambda: len(handled) == 100, 30, "every order handled")
+            got = outputs(100)
+    finally:
+        app.close()
+    assert sorted(got) == list(range(100)), (len(got), sorted(Counter(got).items()))
+    assert sum(handled.values()) > 100  # the aborted transaction's events were handled again

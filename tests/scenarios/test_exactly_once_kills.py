@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -23,6 +24,7 @@ from tests.helpers import wait_until
 from tests.scenarios.eos_worker import Order, Shipped
 from tidings import App
 from tidings.backends.base import Backend
+from tidings.records import Record
 
 ORDERS = 300
 KILLS = 5
@@ -83,12 +85,17 @@ def committed(backend: Backend, topic: str) -> int:
     )
 
 
-def read_out(backend: Backend, topic: str) -> list[object]:
+def read_out(backend: Backend, topic: str) -> list[Record]:
+    """Read `topic` (read_committed on Kafka) until ORDERS records came, then 1 s more."""
     handle = backend.open_consumer(None, [topic], start="earliest", listener=None)
-    records = []
+    records: list[Record] = []
+    deadline = time.monotonic() + 20  # a new Kafka reader's first fetch can take seconds
     try:
-        while batch := handle.fetch(1000, 1.0):
-            records.extend(batch)
+        while len(records) < ORDERS and time.monotonic() < deadline:
+            records += handle.fetch(1000, 0.2)
+        settle = time.monotonic() + 1.0  # duplicates, if any, arrive meanwhile
+        while time.monotonic() < settle:
+            records += handle.fetch(1000, 0.2)
     finally:
         handle.close()
     return records

@@ -12,11 +12,19 @@ dropped, and their events are handled again by whoever reads them next.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
+from tidings.backends.base import ConsumerHandle
+from tidings.exceptions import TidingsError
+from tidings.instrumentation.catalogue import OffsetsCommitted
+from tidings.instrumentation.dispatch import Listeners
 from tidings.records import OutgoingRecord, TopicPartition
-from tidings.runtime.commit_tracker import Partition
+from tidings.runtime.commit_tracker import CommitTracker, Partition, Run
+
+log = logging.getLogger("tidings.consumer")
 
 _Entry = tuple[int, int, Partition, Sequence[OutgoingRecord]]
 """(input offset, staging order, the assignment it came from, outputs)."""
@@ -65,3 +73,101 @@ class StagedOutputs:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(r) for entries in self._by_tp.values() for *_, r in entries)
+
+
+class TransactionOwner(Protocol):
+    """What `Transactions` needs from its group worker."""
+
+    group: str
+    tracker: CommitTracker
+    listeners: Listeners
+
+    def assigned_now(self) -> list[TopicPartition]:
+        """Return the partitions the worker owns now."""
+
+    def wait_running(self, partitions: Sequence[TopicPartition]) -> None:
+        """Give handlers running on `partitions` a moment to finish (bounded)."""
+
+
+class Transactions:
+    """A group worker's exactly-once commits (used from its poll thread).
+
+    Every commit is `ConsumerHandle.commit_transaction(outputs, offsets)`. When the backend
+    aborts one (fenced, revoked, broker failure), nothing of it is visible, and the worker
+    rewinds: work in flight is dropped and every partition is read again from its last
+    committed offset, so the events whose outputs were lost are handled again.
+    """
+
+    def __init__(self, owner: TransactionOwner) -> None:
+        self.owner = owner
+        self.staged = StagedOutputs()
+        self._base: dict[TopicPartition, int] = {}
+        """Where each partition is read again from after an abort: its last commit."""
+
+    def assigned(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp in partitions:
+            self._base.pop(tp, None)  # a new assignment starts at its committed offset
+
+    def fetched(self, runs: Sequence[Run]) -> None:
+        for run in runs:
+            self._base.setdefault(run.part.tp, run.records[run.start].offset)
+
+    def commit(
+        self,
+        handle: ConsumerHandle,
+        only: Sequence[TopicPartition] | None = None,
+        *,
+        rewind: bool = True,
+    ) -> bool:
+        """Commit finished offsets (of `only`, or all) with their staged outputs.
+
+        Returns False when the transaction was aborted (and, with `rewind`, rewound).
+        """
+        owner = self.owner
+        offsets = owner.tracker.take_committable(only)
+        if not offsets:
+            return True
+        records = self.staged.take(offsets)
+        try:
+            handle.commit_transaction(records, offsets)
+        except Exception as exc:
+            log.warning(
+                "group %s: exactly-once commit of %d output(s) aborted: %s",
+                owner.group,
+                len(records),
+                exc,
+                exc_info=None if isinstance(exc, TidingsError) else exc,
+            )
+            if rewind:
+                self.rewind(handle)
+            return False
+        self._base.update(offsets)
+        if owner.listeners.active:
+            done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
+            owner.listeners.emit(OffsetsCommitted(owner.group, done, True))
+        return True
+
+    def revoke(self, handle: ConsumerHandle | None, partitions: Sequence[TopicPartition]) -> None:
+        """Commit what is done on `partitions` (which are going away), then forget them."""
+        if handle is not None:
+            self.commit(handle, partitions, rewind=False)
+        self.owner.tracker.revoke(partitions)
+        self.staged.drop(partitions)
+
+    def rewind(self, handle: ConsumerHandle) -> None:
+        """Drop the work in flight and read every partition again from its last commit."""
+        owner = self.owner
+        tps = owner.assigned_now()
+        owner.tracker.stop_starting(tps)
+        owner.wait_running(tps)
+        owner.tracker.revoke(tps)
+        self.staged.drop(tps)
+        for tp in tps:
+            base = self._base.get(tp)
+            if base is not None:
+                handle.seek(tp, base)
+        log.warning(
+            "group %s: reading %s again from the last committed offsets",
+            owner.group,
+            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps) or "nothing",
+        )

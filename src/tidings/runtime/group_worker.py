@@ -33,7 +33,7 @@ from tidings.instrumentation.dispatch import Listeners
 from tidings.records import OutgoingRecord, Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
-from tidings.runtime.exactly_once import StagedOutputs
+from tidings.runtime.exactly_once import Transactions
 from tidings.runtime.route import Cancellable, Route, _where
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
@@ -102,10 +102,8 @@ class GroupWorker:
         self._positions: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
         self._handle: ConsumerHandle | None = None
-        self.staged = StagedOutputs() if any(s.exactly_once for s in self.specs) else None
-        """Outputs waiting for their offset commit (exactly_once groups only)."""
-        self._base: dict[TopicPartition, int] = {}
-        """exactly_once: where each partition is read again from after an aborted commit."""
+        self.transactions = Transactions(self) if any(s.exactly_once for s in self.specs) else None
+        """exactly_once groups: outputs staged for, and committed with, their offsets."""
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
 
@@ -151,6 +149,10 @@ class GroupWorker:
     def abort(self) -> None:
         """Leave at once: no waiting for handlers (done work is still committed)."""
         self._abort = True
+
+    def assigned_now(self) -> list[TopicPartition]:
+        """Return the partitions this worker owns now (poll thread)."""
+        return sorted(self._assigned)
 
     def statistics(self) -> dict[str, Any]:
         total = ConsumerStats()
@@ -274,8 +276,8 @@ class GroupWorker:
             now=self.clock.time(),
             drop_value=drop_value,
         )
-        if self.staged is not None and run is not None:
-            self.staged.add(run.part, record.offset, [out])  # written with the commit
+        if self.transactions is not None and run is not None:
+            self.transactions.staged.add(run.part, record.offset, [out])  # with the commit
         else:
             await asyncio.to_thread(self.backend.produce, [out])
         log.error(
@@ -295,15 +297,15 @@ class GroupWorker:
         self, record: Record, attempt: int, delay: float, *, run: Run | None = None
     ) -> None:
         out = retry_record(record, self.group, attempt, self.clock.time() + delay)
-        if self.staged is not None and run is not None:
-            self.staged.add(run.part, record.offset, [out])  # written with the commit
+        if self.transactions is not None and run is not None:
+            self.transactions.staged.add(run.part, record.offset, [out])  # with the commit
         else:
             await asyncio.to_thread(self.backend.produce, [out])
 
     def stage(self, run: Run, index: int, outputs: list[OutgoingRecord]) -> None:
         """Hold a handled event's follow-ups until its offset is committed with them."""
-        if self.staged is not None:
-            self.staged.add(run.part, run.records[run.start + index].offset, outputs)
+        if self.transactions is not None:
+            self.transactions.staged.add(run.part, run.records[run.start + index].offset, outputs)
 
     def context_publisher(self) -> Any:
         return self._publisher
@@ -337,8 +339,8 @@ class GroupWorker:
 
     def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         self._assigned.update(partitions)
-        for tp in partitions:
-            self._base.pop(tp, None)
+        if self.transactions is not None:
+            self.transactions.assigned(partitions)
         self._joined = True
         if self.listeners.active:
             self.listeners.emit(PartitionsAssigned(self.group, _pairs(partitions)))
@@ -348,17 +350,10 @@ class GroupWorker:
         # Start nothing new on these partitions, give running handlers a moment to finish
         # (fewer redeliveries for the next owner), then commit what is done and let go.
         self.tracker.stop_starting(partitions)
-        deadline = self.clock.monotonic() + self.revoke_grace
-        while self.tracker.running(partitions) and not self._abort:
-            if self.clock.monotonic() >= deadline:
-                break
-            time.sleep(0.005)
+        self.wait_running(partitions)
         handle = self._handle
-        if self.staged is not None:
-            if handle is not None:
-                self._commit_transaction(handle, partitions, rewind=False)
-            self.tracker.revoke(partitions)
-            self.staged.drop(partitions)
+        if self.transactions is not None:
+            self.transactions.revoke(handle, partitions)
             offsets = {}
         else:
             offsets = self.tracker.revoke(partitions)
@@ -421,71 +416,21 @@ class GroupWorker:
             records = handle.fetch(self.fetch_max, timeout)
             if records:
                 runs = self.tracker.track_runs(records)
-                if self.staged is not None:
-                    for run in runs:  # where a rewind reads again from (the last commit)
-                        self._base.setdefault(run.part.tp, run.records[run.start].offset)
+                if self.transactions is not None:
+                    self.transactions.fetched(runs)
                 loop.call_soon_threadsafe(self._dispatch, runs)
         try:
             self._commit(handle, sync=True, everything=True)
         finally:
             handle.close()
 
-    def _commit_transaction(
-        self,
-        handle: ConsumerHandle,
-        only: Sequence[TopicPartition] | None = None,
-        *,
-        rewind: bool = True,
-    ) -> None:
-        """exactly_once: commit finished offsets with their staged outputs, atomically.
-
-        When the backend aborts the transaction (fenced, revoked, broker failure), nothing
-        of it is visible; with `rewind`, every partition is read again from its last
-        committed offset, dropping the work in flight (see `_rewind`).
-        """
-        assert self.staged is not None
-        offsets = self.tracker.take_committable(only)
-        if not offsets:
-            return
-        records = self.staged.take(offsets)
-        try:
-            handle.commit_transaction(records, offsets)
-        except Exception as exc:
-            expected = isinstance(exc, TidingsError)
-            log.warning(
-                "group %s: exactly-once commit of %d output(s) aborted: %s",
-                self.group,
-                len(records),
-                exc,
-                exc_info=None if expected else exc,
-            )
-            if rewind:
-                self._rewind(handle)
-            return
-        self._base.update(offsets)
-        if self.listeners.active:
-            done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
-            self.listeners.emit(OffsetsCommitted(self.group, done, True))
-
-    def _rewind(self, handle: ConsumerHandle) -> None:
-        """Drop the work in flight and read every partition again from its last commit."""
-        tps = sorted(self._assigned)
-        self.tracker.stop_starting(tps)
+    def wait_running(self, partitions: Sequence[TopicPartition]) -> None:
+        """Give handlers running on `partitions` up to `revoke_grace` seconds to finish."""
         deadline = self.clock.monotonic() + self.revoke_grace
-        while self.tracker.running(tps) and not self._abort:
+        while self.tracker.running(partitions) and not self._abort:
             if self.clock.monotonic() >= deadline:
                 break
             time.sleep(0.005)
-        self.tracker.revoke(tps)
-        assert self.staged is not None
-        self.staged.drop(tps)
-        for tp in tps:
-            base = self._base.get(tp)
-            if base is not None:
-                handle.seek(tp, base)
-        log.warning(
-            "group %s: reading %s again from the last committed offsets", self.group, _fmt(tps)
-        )
 
     def _commit(self, handle: ConsumerHandle, *, sync: bool, everything: bool = False) -> None:
         """Commit positions that advanced; with `everything`, every known position again.
@@ -494,8 +439,8 @@ class GroupWorker:
         rebalance), and a partition that is idle afterwards would keep a stale commit and
         redeliver what was handled. Re-sending every position now and then closes that gap.
         """
-        if self.staged is not None:
-            self._commit_transaction(handle)
+        if self.transactions is not None:
+            self.transactions.commit(handle)
             return
         offsets = self.tracker.take_committable()
         self._positions.update(offsets)
