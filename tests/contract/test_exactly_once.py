@@ -7,6 +7,7 @@ nothing behind). The SIGKILL tests live in tests/scenarios/test_exactly_once_kil
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -21,12 +22,12 @@ from tidings.records import OutgoingRecord, Record, TopicPartition, TopicSpec
 from tidings.runtime.dead_letters import dlq_topic
 
 
-class Order(Event):
+class CtpOrder(Event):
     n: int
     key: str
 
 
-class Shipped(Event):
+class CtpShipped(Event):
     n: int
 
 
@@ -59,30 +60,30 @@ def test_outputs_are_written_once_with_the_commit(broker_url: str, topic_name: s
 
     @app.consumer(
         src,
-        group="ship",
+        group=f"{topic_name}-ship",
         exactly_once=True,
         retry=Retry(attempts=2, backoff=0.01, keep_order=False),
     )
-    async def ship(e: Order, ctx: Context) -> None:
+    async def ship(e: CtpOrder, ctx: Context) -> None:
         with lock:
             attempts[e.n] += 1
             first = attempts[e.n] == 1
-        await ctx.publish_async(out, Shipped(n=e.n), key=e.key)
+        await ctx.publish_async(out, CtpShipped(n=e.n), key=e.key)
         if e.n % 10 == 3 and first:
             raise RuntimeError("flaky")  # its output must not survive this attempt
         if e.n == 7:
             raise ValueError("poison")  # dead-lettered after 2 attempts
 
     n = 40
-    app.publish_many(src, [(f"k{i % 4}", Order(n=i, key=f"k{i % 4}")) for i in range(n)])
+    app.publish_many(src, [(f"k{i % 4}", CtpOrder(n=i, key=f"k{i % 4}")) for i in range(n)])
     try:
         with app.running():
             wait_until(lambda: len(attempts) == n and attempts[7] >= 2, 30, "every order")
             records = read_all(app.backend, out.name, at_least=n - 1)
-            dead = read_all(app.backend, dlq_topic(src.name, "ship"), at_least=1)
+            dead = read_all(app.backend, dlq_topic(src.name, f"{topic_name}-ship"), at_least=1)
     finally:
         app.close()
-    shipped = [Shipped.model_validate_json(r.value or b"").n for r in records]
+    shipped = [CtpShipped.model_validate_json(r.value or b"").n for r in records]
     assert Counter(shipped) == Counter(i for i in range(n) if i != 7)
     by_key: dict[bytes | None, list[int]] = defaultdict(list)
     for r, s in zip(records, shipped, strict=True):
@@ -102,7 +103,9 @@ def test_a_transaction_for_partitions_not_owned_is_refused_and_invisible(
     backend = app.backend
     backend.ensure_topics([src, out])
     try:
-        handle = backend.open_consumer("g", [src.name], start="earliest", listener=None)
+        handle = backend.open_consumer(
+            f"{topic_name}-g", [src.name], start="earliest", listener=None
+        )
         wait_until(lambda: (handle.fetch(10, 0.1), bool(handle.assignment()))[1], 30, "assignment")
         record = OutgoingRecord(out.name, b"k", b"{}", (), None, None)
         with pytest.raises(TransactionAborted):
@@ -123,15 +126,15 @@ def test_exactly_once_refuses_batches_and_mixed_groups() -> None:
     with pytest.raises(ConfigurationError, match="exactly_once=True does not support batch="):
 
         @app.consumer("a", group="g", exactly_once=True, batch=Batch(max_size=10))
-        def batched(events: list[Order]) -> None: ...
+        def batched(events: list[CtpOrder]) -> None: ...
 
     @app.consumer("a", group="g", exactly_once=True)
-    def one(e: Order) -> None: ...
+    def one(e: CtpOrder) -> None: ...
 
     with pytest.raises(ConfigurationError, match="Set the same exactly_once"):
 
         @app.consumer("b", group="g")
-        def other(e: Order) -> None: ...
+        def other(e: CtpOrder) -> None: ...
 
     app.close()
 
@@ -168,3 +171,50 @@ def test_an_expired_embedded_member_commits_nothing(tmp_path: Path, topic_name: 
     finally:
         zombie_side.close()
         other_side.close()
+
+
+def test_outputs_stay_exactly_once_across_a_rebalance(broker_url: str, topic_name: str) -> None:
+    """A second member joins mid-run: the first commits what it finished on revocation
+    (outputs with offsets), the second carries on from there; no output twice or missing,
+    per-key order held."""
+    first = App("eos", broker=broker_url, status_interval=None)
+    second = App("eos", broker=broker_url, status_interval=None)
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def register(app: App, member: str) -> None:
+        src = app.topic(topic_name, partitions=4)
+        out = app.topic(f"{topic_name}-out", partitions=4)
+
+        @app.consumer(src, group=f"{topic_name}-ship", exactly_once=True)
+        async def ship(e: CtpOrder, ctx: Context) -> None:
+            with lock:
+                seen.append((member, e.n))
+                joined = any(m == "second" for m, _ in seen)
+            await asyncio.sleep(0.001 if joined else 0.02)  # slow until the second joined
+            await ctx.publish_async(out, CtpShipped(n=e.n), key=e.key)
+
+    register(first, "first")
+    register(second, "second")
+    n = 800
+    src = first.topics[topic_name]
+    first.publish_many(src, [(f"k{i % 8}", CtpOrder(n=i, key=f"k{i % 8}")) for i in range(n)])
+    try:
+        with first.running():
+            wait_until(lambda: len(seen) >= 20, 30, "the first member to get going")
+            with second.running():
+                wait_until(lambda: len({s[1] for s in seen}) == n, 60, "every order handled")
+                records = read_all(first.backend, f"{topic_name}-out", at_least=n)
+    finally:
+        first.close()
+        second.close()
+    assert {m for m, _ in seen} == {"first", "second"}, "no rebalance happened mid-run"
+    shipped = [(r.key, CtpShipped.model_validate_json(r.value or b"").n) for r in records]
+    counts = Counter(s for _, s in shipped)
+    assert sorted(counts) == list(range(n)), "lost outputs"
+    assert not {k: c for k, c in counts.items() if c > 1}, "outputs written twice"
+    by_key: dict[bytes | None, list[int]] = defaultdict(list)
+    for key, s in shipped:
+        by_key[key].append(s)
+    for key, order in by_key.items():
+        assert order == sorted(order), f"key {key!r} out of order"

@@ -47,7 +47,8 @@ def test_a_fenced_zombie_commits_nothing(backend: KafkaBackend, topic_name: str)
     src, out = topic_name, f"{topic_name}-out"
     backend.ensure_topics([TopicSpec(src, partitions=1), TopicSpec(out, partitions=1)])
     tp = TopicPartition(src, 0)
-    zombie = backend.open_consumer("g", [src], start="earliest", listener=None, member_id="m1")
+    group = f"{topic_name}-g"
+    zombie = backend.open_consumer(group, [src], start="earliest", listener=None, member_id="m1")
     successor: ConsumerHandle | None = None
     try:
         wait_until(lambda: owned(zombie), 30, "the first member's assignment")
@@ -55,7 +56,7 @@ def test_a_fenced_zombie_commits_nothing(backend: KafkaBackend, topic_name: str)
         # The same member restarted (same group.instance.id, so the same transactional.id):
         # the coordinator hands it the partition and its producer fences the old one.
         successor = backend.open_consumer(
-            "g", [src], start="earliest", listener=None, member_id="m1"
+            group, [src], start="earliest", listener=None, member_id="m1"
         )
         wait_until(lambda: owned(successor), 30, "the successor's assignment")  # type: ignore[arg-type]
         successor.commit_transaction([OutgoingRecord(out, b"k", b"2", (), None, None)], {tp: 2})
@@ -63,7 +64,7 @@ def test_a_fenced_zombie_commits_nothing(backend: KafkaBackend, topic_name: str)
             zombie.commit_transaction([OutgoingRecord(out, b"k", b"3", (), None, None)], {tp: 3})
         seen = [r.value for r in read_committed(backend, out, at_least=2)]
         assert seen == [b"1", b"2"]
-        (info,) = [g for g in backend.groups() if g.group == "g"]
+        (info,) = [g for g in backend.groups() if g.group == group]
         assert {p.partition: p.committed for p in info.partitions if p.topic == src} == {0: 2}
     finally:
         zombie.close()
@@ -109,7 +110,7 @@ def test_aborted_outputs_are_invisible_to_tidings_readers(
         raw.close()
 
 
-class Order(Event):
+class FencedOrder(Event):
     n: int
 
 
@@ -132,18 +133,18 @@ def test_a_fenced_producer_is_replaced_and_nothing_is_duplicated(
     handled: Counter[int] = Counter()
 
     @app.consumer(src, group=f"{topic_name}-g", exactly_once=True)
-    async def transform(e: Order, ctx: Context) -> None:
+    async def transform(e: FencedOrder, ctx: Context) -> None:
         handled[e.n] += 1
-        await ctx.publish_async(out, Order(n=e.n), key=ctx.key)
+        await ctx.publish_async(out, FencedOrder(n=e.n), key=ctx.key)
 
     def outputs(at_least: int) -> list[int]:
         return [
-            Order.model_validate_json(r.value or b"").n
+            FencedOrder.model_validate_json(r.value or b"").n
             for r in read_committed(app.backend, out.name, at_least)
         ]
 
     try:
-        app.publish_many(src, [(str(i % 5), Order(n=i)) for i in range(50)])
+        app.publish_many(src, [(str(i % 5), FencedOrder(n=i)) for i in range(50)])
         with app.running():
             wait_until(lambda: len(handled) == 50, 30, "the first 50 orders")
             assert len(outputs(50)) == 50
@@ -154,7 +155,7 @@ def test_a_fenced_producer_is_replaced_and_nothing_is_duplicated(
                 }
             )
             fencer.init_transactions(10)  # the member's producer is fenced from now on
-            app.publish_many(src, [(str(i % 5), Order(n=i)) for i in range(50, 100)])
+            app.publish_many(src, [(str(i % 5), FencedOrder(n=i)) for i in range(50, 100)])
             wait_until(lambda: len(handled) == 100, 30, "every order handled")
             got = outputs(100)
     finally:

@@ -1,6 +1,6 @@
 """A consume-transform-produce worker for the exactly-once SIGKILL tests (in -> out).
 
-Environment: TIDINGS_BROKER, SRC, OUT, MARKERS (a directory), EXACTLY_ONCE ("1" or "0"),
+Environment: TIDINGS_BROKER, SRC, OUT, GROUP, MARKERS (a directory), EXACTLY_ONCE ("1"/"0"),
 KILL_AT (comma-separated order numbers), MEMBER (a stable member name: on Kafka the
 consumer's group.instance.id, so a restarted worker takes its place at once).
 
@@ -18,12 +18,12 @@ from pathlib import Path
 from tidings import App, Context, Event
 
 
-class Order(Event):
+class KillOrder(Event):
     n: int
     key: str
 
 
-class Shipped(Event):
+class KillShipped(Event):
     n: int
     key: str
 
@@ -33,6 +33,7 @@ def build() -> App:
     options: dict[str, object] = {}
     if url.startswith("kafka://"):
         options["consumer_config"] = {"group.instance.id": os.environ["MEMBER"]}
+        options["delays"] = False  # no delayed follow-ups here: no scheduler
     else:  # a killed member's partitions are free again within a second
         options.update(session_timeout=1.0, heartbeat_interval=0.2)
     app = App("eos-worker", broker=url, grace=2.0, status_interval=None, **options)
@@ -41,9 +42,11 @@ def build() -> App:
     markers = Path(os.environ["MARKERS"])
     kill_at = {int(n) for n in os.environ.get("KILL_AT", "").split(",") if n}
 
-    @app.consumer(src, group="transform", exactly_once=os.environ["EXACTLY_ONCE"] == "1")
-    async def transform(e: Order, ctx: Context) -> None:
-        await ctx.publish_async(out, Shipped(n=e.n, key=e.key), key=e.key)
+    eos = os.environ["EXACTLY_ONCE"] == "1"
+
+    @app.consumer(src, group=os.environ["GROUP"], exactly_once=eos)
+    async def transform(e: KillOrder, ctx: Context) -> None:
+        await ctx.publish_async(out, KillShipped(n=e.n, key=e.key), key=e.key)
         marker = markers / str(e.n)
         if e.n in kill_at and not marker.exists():
             marker.touch()

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import require_kafka
 from tests.helpers import wait_until
-from tests.scenarios.eos_worker import Order, Shipped
+from tests.scenarios.eos_worker import KillOrder, KillShipped
 from tidings import App
 from tidings.backends.base import Backend
 from tidings.records import Record
@@ -31,7 +31,7 @@ KILLS = 5
 KEYS = 12
 
 
-def run_with_kills(url: str, tmp_path: Path, topic: str, exactly_once: bool) -> list[Shipped]:
+def run_with_kills(url: str, tmp_path: Path, topic: str, exactly_once: bool) -> list[KillShipped]:
     """Run the worker, SIGKILL it at each of KILLS marked orders, let it finish; read out."""
     markers = tmp_path / f"markers-{exactly_once}"
     markers.mkdir()
@@ -42,6 +42,7 @@ def run_with_kills(url: str, tmp_path: Path, topic: str, exactly_once: bool) -> 
         TIDINGS_BROKER=url,
         SRC=src,
         OUT=out,
+        GROUP=f"{src}-transform",
         MARKERS=str(markers),
         EXACTLY_ONCE="1" if exactly_once else "0",
         KILL_AT=",".join(map(str, kill_at)),
@@ -54,7 +55,7 @@ def run_with_kills(url: str, tmp_path: Path, topic: str, exactly_once: bool) -> 
     try:
         app.backend.ensure_topics(list(app.topics.values()))
         app.publish_many(
-            src_topic, [(f"k{i % KEYS}", Order(n=i, key=f"k{i % KEYS}")) for i in range(ORDERS)]
+            src_topic, [(f"k{i % KEYS}", KillOrder(n=i, key=f"k{i % KEYS}")) for i in range(ORDERS)]
         )
         cmd = [sys.executable, "-m", "tests.scenarios.eos_worker"]
         for n in kill_at:
@@ -66,20 +67,24 @@ def run_with_kills(url: str, tmp_path: Path, topic: str, exactly_once: bool) -> 
                 worker.wait(10)
         worker = subprocess.Popen(cmd, env=env)
         try:
-            wait_until(lambda: committed(app.backend, src) == ORDERS, 60, "every order handled")
+            wait_until(
+                lambda: committed(app.backend, src, f"{src}-transform") == ORDERS,
+                60,
+                "every order handled",
+            )
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
-        return [Shipped.model_validate_json(r.value or b"") for r in read_out(app.backend, out)]
+        return [KillShipped.model_validate_json(r.value or b"") for r in read_out(app.backend, out)]
     finally:
         app.close()
 
 
-def committed(backend: Backend, topic: str) -> int:
+def committed(backend: Backend, topic: str, group: str) -> int:
     return sum(
         p.committed or 0
         for g in backend.groups()
-        if g.group == "transform"
+        if g.group == group
         for p in g.partitions
         if p.topic == topic
     )
