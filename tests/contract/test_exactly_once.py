@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -218,3 +220,29 @@ def test_outputs_stay_exactly_once_across_a_rebalance(broker_url: str, topic_nam
         by_key[key].append(s)
     for key, order in by_key.items():
         assert order == sorted(order), f"key {key!r} out of order"
+
+
+def test_a_delayed_follow_up_is_written_once_with_the_commit(
+    broker_url: str, topic_name: str
+) -> None:
+    options: dict[str, object] = {"status_interval": None}
+    if broker_url.startswith("kafka://"):  # delay topics and scheduler of this test's own
+        options["delay_namespace"] = topic_name.replace("-", "")
+    app = App("eos", broker=broker_url, **options)  # type: ignore[arg-type]
+    src = app.topic(topic_name, partitions=1)
+    out = app.topic(f"{topic_name}-out", partitions=1)
+    sent: list[float] = []
+
+    @app.consumer(src, group=f"{topic_name}-later", exactly_once=True)
+    async def later(e: CtpOrder, ctx: Context) -> None:
+        sent.append(time.time())
+        await ctx.publish_async(out, CtpShipped(n=e.n), key=e.key, delay=timedelta(seconds=1))
+
+    app.publish(src, CtpOrder(n=1, key="k"), key="k")
+    try:
+        with app.running():
+            records = read_all(app.backend, out.name, at_least=1)
+    finally:
+        app.close()
+    assert [CtpShipped.model_validate_json(r.value or b"").n for r in records] == [1]
+    assert records[0].timestamp >= sent[0] + 0.9

@@ -68,6 +68,8 @@ class DelayScheduler:
         self.heads: dict[TopicPartition, deque[Head]] = {}
         self._expected: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
+        self._skipped: set[TopicPartition] = set()
+        """Partitions whose records were passed over (queue full) until the next resume."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: KafkaConsumerHandle | None = None
@@ -119,6 +121,7 @@ class DelayScheduler:
             self.heads.pop(tp, None)
             self._expected.pop(tp, None)
             self._paused.discard(tp)
+            self._skipped.discard(tp)
 
     def _run(self) -> None:
         handle = self._handle
@@ -159,8 +162,16 @@ class DelayScheduler:
         tp = record.tp
         queue = self.heads.setdefault(tp, deque())
         expected = self._expected.get(tp)
-        if len(queue) >= HELD or (expected is not None and record.offset != expected):
-            return  # read again after the partition is resumed at `expected`
+        if expected is not None and (
+            record.offset < expected or (record.offset > expected and tp in self._skipped)
+        ):
+            return  # held already, or read again after the resume at `expected`
+        if len(queue) >= HELD:
+            self._skipped.add(tp)  # read again after the partition is resumed at `expected`
+            return
+        # Otherwise an offset past `expected` is a gap in the log, not a record missed: a
+        # transaction's commit marker (exactly-once consumers write tier records in
+        # transactions) takes an offset that no consumer ever sees.
         head = self.names.head_of(record)
         self._expected[tp] = record.offset + 1
         if head is None:
@@ -208,3 +219,4 @@ class DelayScheduler:
                 handle.seek(tp, self._expected[tp])
                 handle.resume([tp])
                 self._paused.discard(tp)
+                self._skipped.discard(tp)
