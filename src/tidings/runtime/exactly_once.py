@@ -19,8 +19,6 @@ from typing import Protocol
 
 from tidings.backends.base import ConsumerHandle
 from tidings.exceptions import TidingsError
-from tidings.instrumentation.catalogue import OffsetsCommitted
-from tidings.instrumentation.dispatch import Listeners
 from tidings.records import OutgoingRecord, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Partition, Run
 
@@ -80,13 +78,22 @@ class TransactionOwner(Protocol):
 
     group: str
     tracker: CommitTracker
-    listeners: Listeners
 
     def assigned_now(self) -> list[TopicPartition]:
         """Return the partitions the worker owns now."""
 
     def wait_running(self, partitions: Sequence[TopicPartition]) -> None:
         """Give handlers running on `partitions` a moment to finish (bounded)."""
+
+    def _send_commit(
+        self,
+        handle: ConsumerHandle,
+        offsets: dict[TopicPartition, int],
+        *,
+        sync: bool,
+        outputs: Sequence[OutgoingRecord] | None = None,
+    ) -> None:
+        """Commit (and tell listeners); with `outputs`, `commit_transaction`."""
 
 
 class Transactions:
@@ -129,7 +136,7 @@ class Transactions:
             return True
         records = self.staged.take(offsets)
         try:
-            handle.commit_transaction(records, offsets)
+            owner._send_commit(handle, offsets, sync=True, outputs=records)
         except Exception as exc:
             log.warning(
                 "group %s: exactly-once commit of %d output(s) aborted: %s",
@@ -142,9 +149,6 @@ class Transactions:
                 self.rewind(handle)
             return False
         self._base.update(offsets)
-        if owner.listeners.active:
-            done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
-            owner.listeners.emit(OffsetsCommitted(owner.group, done, True))
         return True
 
     def revoke(self, handle: ConsumerHandle | None, partitions: Sequence[TopicPartition]) -> None:

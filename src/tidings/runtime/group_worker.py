@@ -453,9 +453,18 @@ class GroupWorker:
                 log.warning("group %s: commit failed (%r); will retry", self.group, exc)
 
     def _send_commit(
-        self, handle: ConsumerHandle, offsets: dict[TopicPartition, int], *, sync: bool
+        self,
+        handle: ConsumerHandle,
+        offsets: dict[TopicPartition, int],
+        *,
+        sync: bool,
+        outputs: Sequence[OutgoingRecord] | None = None,
     ) -> None:
-        handle.commit(offsets, sync=sync)
+        """Commit `offsets`; with `outputs` (exactly_once), in one transaction with them."""
+        if outputs is None:
+            handle.commit(offsets, sync=sync)
+        else:
+            handle.commit_transaction(outputs, offsets)
         if self.listeners.active:
             done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
             self.listeners.emit(OffsetsCommitted(self.group, done, sync))
