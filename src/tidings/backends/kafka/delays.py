@@ -38,7 +38,7 @@ from tidings.backends.kafka.consumer import KafkaConsumerHandle
 from tidings.backends.kafka.producer import KafkaProducer
 from tidings.backends.kafka.tiers import DUE, HEADER_PREFIX, PARTITIONS, TIERS, DelayTopics, Head
 from tidings.clock import Clock
-from tidings.exceptions import ConfigurationError, TidingsError
+from tidings.exceptions import ConfigurationError, TidingsError, TopicNotFound
 from tidings.records import OutgoingRecord, Record, TopicPartition
 
 SESSION_TIMEOUT_MS = 10_000
@@ -150,6 +150,20 @@ class DelayScheduler:
         )
         return hop._replace(partition=None)
 
+    def _drop_deleted(self, hops: list[OutgoingRecord]) -> list[OutgoingRecord]:
+        """Return `hops` without those bound for topics that no longer exist (logged)."""
+        self.admin.metadata()
+        kept = [hop for hop in hops if hop.topic in self.admin.known_topics]
+        for topic in sorted({hop.topic for hop in hops} - {hop.topic for hop in kept}):
+            LOG.error(
+                "Delay scheduler: topic %r no longer exists; dropping its %d due delayed "
+                "record(s) (they cannot be delivered; create the topic again to keep later "
+                "ones).",
+                topic,
+                sum(1 for hop in hops if hop.topic == topic),
+            )
+        return [self._reroute(hop) for hop in kept]
+
     def _step(self, handle: KafkaConsumerHandle) -> None:
         now = self.clock.time()
         wait = min((q[0].release - now for q in self.heads.values() if q), default=0.5)
@@ -208,6 +222,8 @@ class DelayScheduler:
             return
         try:
             self.producer.produce(hops)
+        except TopicNotFound:  # a target topic was deleted: never block the tier on it
+            self.producer.produce(self._drop_deleted(hops))
         except ConfigurationError:  # a target partition is gone: never block the tier on it
             self.producer.produce([self._reroute(hop) for hop in hops])
         handle.commit(commits, sync=True)
