@@ -162,3 +162,22 @@ def test_a_fenced_producer_is_replaced_and_nothing_is_duplicated(
         app.close()
     assert sorted(got) == list(range(100)), (len(got), sorted(Counter(got).items()))
     assert sum(handled.values()) > 100  # the aborted transaction's events were handled again
+
+
+def test_reading_a_topic_that_ends_with_a_commit_marker_stops_at_once(
+    backend: KafkaBackend, bootstrap: str, topic_name: str
+) -> None:
+    """`tidings tail` / `tidings dlq list` read up to the end offset; the last offset of a
+    topic written in transactions is a commit marker no reader sees. They must stop once
+    the reader's position passes it, not after waiting 10 s for it."""
+    from tidings.cli.reader import read_existing
+
+    backend.ensure_topics([TopicSpec(topic_name, partitions=1)])
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": topic_name})
+    producer.init_transactions(10)
+    producer.begin_transaction()
+    producer.produce(topic_name, b"only")
+    producer.commit_transaction(10)
+    t0 = time.monotonic()
+    assert [r.value for r in read_existing(backend, [topic_name])] == [b"only"]
+    assert time.monotonic() - t0 < 5.0

@@ -67,6 +67,13 @@ class ConsumerHandle(Protocol):
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """Fetch `partition` from `offset` next (used to redeliver records not handled)."""
 
+    def position(self, partition: TopicPartition) -> int | None:
+        """Return the offset the next fetch of `partition` reads from (None: not known).
+
+        It is past every record returned, and on Kafka also past transaction markers, which
+        take offsets no reader ever sees: a reader at its end offset has read everything.
+        """
+
     def assignment(self) -> list[TopicPartition]:
         """Return the partitions this member owns now."""
 

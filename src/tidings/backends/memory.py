@@ -416,6 +416,10 @@ class _MemberConsumer:
             if partition in self.owned:
                 self.positions[partition] = offset
 
+    def position(self, partition: TopicPartition) -> int | None:
+        with self.backend._lock:
+            return self.positions.get(partition)
+
     def assignment(self) -> list[TopicPartition]:
         with self.backend._lock:
             return sorted(self.owned)

@@ -389,6 +389,9 @@ class EmbeddedConsumer:
             self.positions[partition] = offset
             self._dirty = True
 
+    def position(self, partition: TopicPartition) -> int | None:
+        return self.positions.get(partition)
+
     def assignment(self) -> list[TopicPartition]:
         return sorted(self.owned)
 

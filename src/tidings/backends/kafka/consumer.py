@@ -438,6 +438,15 @@ class KafkaConsumerHandle:
             if partition in self._paused:
                 self._consumer.pause([KafkaTP(partition.topic, partition.partition)])
 
+    def position(self, partition: TopicPartition) -> int | None:
+        if partition not in self._owned or self._closed:
+            return None
+        try:
+            (at,) = self._consumer.position([KafkaTP(partition.topic, partition.partition)])
+        except KafkaException:
+            return None
+        return at.offset if at.offset >= 0 else None  # librdkafka: past control records
+
     def assignment(self) -> list[TopicPartition]:
         return sorted(self._owned)
 
