@@ -19,7 +19,7 @@ import pytest
 from tests.helpers import wait_until
 from tidings import App, Context, Event, Retry
 from tidings.backends.base import Backend
-from tidings.exceptions import ConfigurationError, TransactionAborted
+from tidings.exceptions import ConfigurationError, ConsumerFailed, TransactionAborted
 from tidings.records import OutgoingRecord, Record, TopicPartition, TopicSpec
 from tidings.runtime.dead_letters import dlq_topic
 
@@ -246,3 +246,46 @@ def test_a_delayed_follow_up_is_written_once_with_the_commit(
         app.close()
     assert [CtpShipped.model_validate_json(r.value or b"").n for r in records] == [1]
     assert records[0].timestamp >= sent[0] + 0.9
+
+
+def test_a_follow_up_the_broker_refuses_stops_the_app_and_commits_nothing(
+    broker_url: str, topic_name: str
+) -> None:
+    """A follow-up to a topic that does not exist cannot be committed, ever: rather than
+    retrying the transaction forever (or skipping the event), the app stops with
+    ConsumerFailed naming the topic, and the event's offset stays uncommitted."""
+    app = App("eos", broker=broker_url, status_interval=None)
+    src = app.topic(topic_name, partitions=1)
+
+    @app.consumer(src, group=f"{topic_name}-g", exactly_once=True)
+    async def forward(e: CtpOrder, ctx: Context) -> None:
+        await ctx.publish_async(f"{topic_name}-nowhere", CtpShipped(n=e.n), key=e.key)
+
+    app.publish(src, CtpOrder(n=1, key="k"), key="k")
+    outcome: list[BaseException | None] = []
+
+    def serve() -> None:
+        try:
+            asyncio.run(asyncio.wait_for(app.serve(), 60))
+        except BaseException as exc:
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    try:
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive(), "the app kept retrying a transaction that cannot commit"
+        (error,) = outcome
+        assert isinstance(error, ConsumerFailed), repr(error)
+        assert f"{topic_name}-nowhere" in str(error.__cause__)
+        committed = [
+            p.committed
+            for g in app.backend.groups()
+            if g.group == f"{topic_name}-g"
+            for p in g.partitions
+        ]
+        assert committed in ([], [None], [0])
+    finally:
+        app.close()

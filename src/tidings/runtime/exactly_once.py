@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from tidings.backends.base import ConsumerHandle
-from tidings.exceptions import TidingsError
+from tidings.exceptions import TransactionAborted
 from tidings.records import OutgoingRecord, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Partition, Run
 
@@ -85,6 +85,9 @@ class TransactionOwner(Protocol):
     def wait_running(self, partitions: Sequence[TopicPartition]) -> None:
         """Give handlers running on `partitions` a moment to finish (bounded)."""
 
+    def fail(self, error: BaseException, where: str) -> None:
+        """Stop the app: `where` ended on `error`, which retrying cannot fix."""
+
     def _send_commit(
         self,
         handle: ConsumerHandle,
@@ -137,16 +140,23 @@ class Transactions:
         records = self.staged.take(offsets)
         try:
             owner._send_commit(handle, offsets, sync=True, outputs=records)
-        except Exception as exc:
+        except TransactionAborted as exc:
             log.warning(
                 "group %s: exactly-once commit of %d output(s) aborted: %s",
                 owner.group,
                 len(records),
                 exc,
-                exc_info=None if isinstance(exc, TidingsError) else exc,
             )
             if rewind:
                 self.rewind(handle)
+            return False
+        except Exception as exc:
+            # The outputs themselves are refused (a topic that does not exist, an event too
+            # large): the same commit would fail forever. Handle nothing twice, skip nothing:
+            # read again from the last commit, and stop the app saying why.
+            if rewind:
+                self.rewind(handle)
+            owner.fail(exc, "the exactly-once commit of its outputs and offsets")
             return False
         self._base.update(offsets)
         return True

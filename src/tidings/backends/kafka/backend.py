@@ -138,7 +138,14 @@ class KafkaBackend:
         )
 
     def _transactional(self, records: Sequence[OutgoingRecord]) -> list[OutgoingRecord]:
-        """Route an exactly-once commit's records: those due later go to a delay topic."""
+        """Check an exactly-once commit's records (as `produce` does) and route them: those
+        due later go to a delay topic.
+
+        Raises:
+            TopicNotFound, ConfigurationError, BrokerUnavailable: as `produce`.
+        """
+        if records:
+            self._producer.check(records)
         if not any(r.deliver_at is not None for r in records):
             return list(records)
         return [r for chunk in self._route((records,), self.clock.time(), {}) for r in chunk]

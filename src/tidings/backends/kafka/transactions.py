@@ -30,7 +30,8 @@ from tidings.records import OutgoingRecord, TopicPartition
 LOG = logging.getLogger("tidings.kafka")
 
 Prepare = Callable[[Sequence[OutgoingRecord]], Sequence[OutgoingRecord]]
-"""Turns outputs into what is produced (records due later go to a delay topic)."""
+"""Checks outputs (raising `PublishError`s such as `TopicNotFound`) and turns them into what
+is produced (records due later go to a delay topic)."""
 
 
 def transactional_id(group: str, member: str) -> str:
@@ -95,13 +96,14 @@ class TransactionalProducer:
             TransactionAborted: nothing of it is visible to read_committed readers; a
                 fenced or failed producer is replaced before the next commit.
         """
+        outgoing = self._prepare(records)  # raises (e.g. TopicNotFound) before anything starts
         producer = self._producer or self._open()
         timeout = self.settings.delivery_timeout
         self._failed.clear()
         try:
             producer.begin_transaction()
             produce = producer.produce
-            for rec in self._prepare(records):
+            for rec in outgoing:
                 headers: list[tuple[str, str | bytes | None]] | None = (
                     list(rec.headers) if rec.headers else None
                 )
