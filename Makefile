@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks
 	$(VENV)/bin/python -m benchmarks.outbox
 	$(VENV)/bin/python -m benchmarks.workers
+	$(VENV)/bin/python -m benchmarks.exactly_once
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks

@@ -196,6 +196,7 @@ class App:
         batch: Batch | None = None,
         timeout: float | timedelta | None = None,
         start: Start = "earliest",
+        exactly_once: bool = False,
     ) -> Callable[[F], F]:
         """Register the decorated function as a consumer of `topic` in `group`.
 
@@ -205,6 +206,9 @@ class App:
         By default each partition runs one event at a time, independently of the others;
         `concurrency=N` runs up to N at once in this process instead, never two of one key.
         See the README for retry, dead letters, concurrency, batches and timeouts.
+        With `exactly_once=True`, each handled event's `ctx.publish` follow-ups, dead letter
+        or retry record are written in one transaction with its offset commit (README,
+        "Exactly once"); not with `batch=`, and every consumer of the group must agree.
         """
         name = topic_name(topic)
         _check_name("Topic", name)
@@ -221,6 +225,13 @@ class App:
             )
         if start not in ("earliest", "latest"):
             raise ConfigurationError(f"start must be 'earliest' or 'latest' (got {start!r}).")
+        if exactly_once and batch is not None:
+            raise ConfigurationError(
+                f"Group {group!r}: exactly_once=True does not support batch= consumers (a "
+                "batch's follow-ups cannot yet be tied to its events' offsets). Drop batch= "
+                "and handle one event at a time (concurrency=N for throughput), or drop "
+                "exactly_once=True."
+            )
         seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
         if seconds is not None and seconds <= 0:
             raise ConfigurationError(f"timeout must be positive (got {timeout!r}).")
@@ -233,6 +244,13 @@ class App:
                         f"Group {group!r} already has a consumer on {name!r} "
                         f"({other.handler.name}). One group handles a topic once: use one "
                         "handler with a union annotation, or another group."
+                    )
+                if other.group == group and other.exactly_once != exactly_once:
+                    raise ConfigurationError(
+                        f"Group {group!r} has consumers with exactly_once={other.exactly_once} "
+                        f"({other.handler.name}) and exactly_once={exactly_once}; a group "
+                        "commits its offsets one way. Set the same exactly_once on every "
+                        "consumer of the group, or put them in separate groups."
                     )
                 if other.group == group and other.start != start:
                     raise ConfigurationError(
@@ -258,6 +276,7 @@ class App:
                     batch=batch,
                     timeout=seconds,
                     start=start,
+                    exactly_once=exactly_once,
                 )
             )
             return func

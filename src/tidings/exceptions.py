@@ -8,6 +8,7 @@ Every message names the problem and how to fix it::
     ├── AppLoadError              `tidings run module:attr` could not load the app
     ├── BrokerError               the broker failed or could not be reached
     │   ├── BrokerUnavailable     nothing answered at the address within the bound
+    │   ├── TransactionAborted    an exactly-once commit was rolled back (nothing of it is visible)
     │   └── StorageError          the embedded store cannot write (read-only, disk full)
     │       └── StorageFull
     ├── PublishError              an event was not (or may not have been) stored
@@ -47,6 +48,15 @@ class BrokerError(TidingsError):
 
 class BrokerUnavailable(BrokerError):
     """No broker answered at the configured address within the time bound."""
+
+
+class TransactionAborted(BrokerError):
+    """An exactly-once transaction (outputs and offsets) was aborted: none of it is visible.
+
+    The member was fenced (another instance took its place, or the group moved on), or the
+    broker refused part of it. The runtime rewinds to the last committed offsets and handles
+    those events again; it never needs fixing by hand.
+    """
 
 
 class StorageError(BrokerError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from pydantic_core import PydanticSerializationError
 
@@ -32,6 +32,9 @@ from tidings.wire import (
     new_event_ids,
     schema_uri,
 )
+
+if TYPE_CHECKING:
+    from tidings.staging import StagingPublisher
 
 TopicRef: TypeAlias = TopicSpec | str
 Key: TypeAlias = str | bytes | None
@@ -110,6 +113,12 @@ class Publisher:
             topic_name(topic), [(key, event)], self._due(now, delay, at), now, extra
         )
         return records[0], ids[0]
+
+    def staging(self, sink: list[OutgoingRecord]) -> StagingPublisher:
+        """Return a publisher that encodes into `sink` instead of producing (exactly once)."""
+        from tidings.staging import StagingPublisher
+
+        return StagingPublisher(self, sink)
 
     def _encode(
         self,

@@ -43,6 +43,21 @@ class ConsumerHandle(Protocol):
     def commit(self, offsets: Mapping[TopicPartition, int], *, sync: bool) -> None:
         """Commit the next offset to read for each partition (only offsets that were handled)."""
 
+    def commit_transaction(
+        self, records: Sequence[OutgoingRecord], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Store `records` and commit `offsets` atomically: all of it, or none (exactly once).
+
+        Readers (read_committed on Kafka) see the records only once this returns. A member
+        that no longer owns one of the partitions, or was fenced by a newer instance of
+        itself, commits nothing. Records due later (`deliver_at`) are held back as by
+        `Backend.produce`.
+
+        Raises:
+            TransactionAborted: nothing was stored or committed; the caller rewinds to its
+                last committed offsets and handles those records again.
+        """
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         """Stop returning records from these partitions (membership stays)."""
 
@@ -51,6 +66,13 @@ class ConsumerHandle(Protocol):
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         """Fetch `partition` from `offset` next (used to redeliver records not handled)."""
+
+    def position(self, partition: TopicPartition) -> int | None:
+        """Return the offset the next fetch of `partition` reads from (None: not known).
+
+        It is past every record returned, and on Kafka also past transaction markers, which
+        take offsets no reader ever sees: a reader at its end offset has read everything.
+        """
 
     def assignment(self) -> list[TopicPartition]:
         """Return the partitions this member owns now."""

@@ -24,7 +24,7 @@ from tidings.backends.base import (
     TopicInfo,
 )
 from tidings.clock import SYSTEM_CLOCK, Clock
-from tidings.exceptions import ConfigurationError, TopicNotFound
+from tidings.exceptions import ConfigurationError, TopicNotFound, TransactionAborted
 from tidings.partitioner import partition_for
 from tidings.records import (
     OutgoingRecord,
@@ -110,29 +110,35 @@ class MemoryBackend:
         return self.produce([record for chunk in chunks for record in chunk])
 
     def produce(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
-        out: list[RecordMetadata] = []
         with self._lock:
-            now = self.clock.time()
-            for rec in records:
-                topic = self._topic(rec.topic)
-                count = len(topic.logs)
-                if rec.partition is not None and not 0 <= rec.partition < count:
-                    raise ConfigurationError(
-                        f"Topic {rec.topic!r} has {count} partitions; partition {rec.partition} "
-                        "does not exist."
-                    )
-                partition = (
-                    rec.partition if rec.partition is not None else partition_for(rec.key, count)
+            return self._produce_locked(records)
+
+    def _produce_locked(self, records: Sequence[OutgoingRecord]) -> list[RecordMetadata]:
+        """Store `records` (the caller holds the lock): all of them, or none on an error."""
+        for rec in records:  # check first: a refused record must leave nothing behind
+            count = len(self._topic(rec.topic).logs)
+            if rec.partition is not None and not 0 <= rec.partition < count:
+                raise ConfigurationError(
+                    f"Topic {rec.topic!r} has {count} partitions; partition {rec.partition} "
+                    "does not exist."
                 )
-                if rec.deliver_at is not None and rec.deliver_at > now:
-                    fixed = OutgoingRecord(
-                        rec.topic, rec.key, rec.value, rec.headers, partition, rec.deliver_at
-                    )
-                    heapq.heappush(self._delayed, (rec.deliver_at, next(self._seq), fixed))
-                    out.append(RecordMetadata(rec.topic, partition, -1))
-                    continue
-                out.append(self._append(topic, partition, rec, now))
-            self._changed.notify_all()
+        out: list[RecordMetadata] = []
+        now = self.clock.time()
+        for rec in records:
+            topic = self._topic(rec.topic)
+            count = len(topic.logs)
+            partition = (
+                rec.partition if rec.partition is not None else partition_for(rec.key, count)
+            )
+            if rec.deliver_at is not None and rec.deliver_at > now:
+                fixed = OutgoingRecord(
+                    rec.topic, rec.key, rec.value, rec.headers, partition, rec.deliver_at
+                )
+                heapq.heappush(self._delayed, (rec.deliver_at, next(self._seq), fixed))
+                out.append(RecordMetadata(rec.topic, partition, -1))
+                continue
+            out.append(self._append(topic, partition, rec, now))
+        self._changed.notify_all()
         return out
 
     def _append(
@@ -379,6 +385,23 @@ class _MemberConsumer:
                 if group.owners.get(tp) == self.member_id:
                     group.committed[tp] = offset
 
+    def commit_transaction(
+        self, records: Sequence[OutgoingRecord], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Store `records` and commit `offsets` under the backend's lock: all, or none."""
+        with self.backend._lock:
+            group = self.backend._groups.get(self.group) if self.group is not None else None
+            lost = [tp for tp in offsets if group is None or group.owners.get(tp) != self.member_id]
+            if self.closed or lost:
+                raise TransactionAborted(
+                    f"Consumer {self.member_id} of group {self.group!r} no longer owns "
+                    f"{_names(lost) or 'its partitions'}; nothing of the transaction was "
+                    "stored. Its records are handled again by their owner."
+                )
+            self.backend._produce_locked(records)
+            assert group is not None
+            group.committed.update(offsets)
+
     def pause(self, partitions: Sequence[TopicPartition]) -> None:
         with self.backend._lock:
             self.paused.update(p for p in partitions if p in self.owned)
@@ -393,6 +416,10 @@ class _MemberConsumer:
             if partition in self.owned:
                 self.positions[partition] = offset
 
+    def position(self, partition: TopicPartition) -> int | None:
+        with self.backend._lock:
+            return self.positions.get(partition)
+
     def assignment(self) -> list[TopicPartition]:
         with self.backend._lock:
             return sorted(self.owned)
@@ -406,3 +433,7 @@ class _MemberConsumer:
             self.closed = True
             self.owned.clear()
             self.backend._leave(self)
+
+
+def _names(tps: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in tps)

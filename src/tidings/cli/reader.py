@@ -12,8 +12,9 @@ BATCH = 500
 IDLE_LIMIT = 10.0
 """Seconds without a record after which `read_existing` gives up on the rest of its window.
 
-It only matters when a backend's last offset sits below its end offset (e.g. Kafka
-transaction markers); normally the window is complete long before.
+It only matters when a backend's last offset sits below its end offset and its position
+does not tell (Kafka transaction markers are told by the position); normally the window
+is complete long before.
 """
 
 
@@ -49,9 +50,15 @@ def read_existing(
         quiet_since = time.monotonic()
         while pending and time.monotonic() - quiet_since < IDLE_LIMIT:
             records = handle.fetch(BATCH, 0.5)
+            finished: list[TopicPartition] = []
             if records:
                 quiet_since = time.monotonic()
-            finished: list[TopicPartition] = []
+            else:  # ended by a transaction marker? the position has passed it then
+                for tp in sorted(pending):
+                    at = handle.position(tp)
+                    if at is not None and at >= end[tp]:
+                        pending.discard(tp)
+                        finished.append(tp)
             for record in records:
                 tp = record.tp
                 if tp not in pending:

@@ -13,7 +13,7 @@ from typing import Any
 from tidings.context import Context, context_headers
 from tidings.events import Event, event_class
 from tidings.exceptions import DecodeError
-from tidings.records import Record, TopicPartition
+from tidings.records import OutgoingRecord, Record, TopicPartition
 from tidings.runtime.commit_tracker import Run
 from tidings.runtime.dead_letters import original
 from tidings.wire import Envelope, decode_data, read_envelope, validate
@@ -46,6 +46,8 @@ class Delivery:
     """Failed attempts to write its dead letter."""
     dlq_error: BaseException | None = None
     """Why its dead letter is written without the value (None: with it)."""
+    outputs: list[OutgoingRecord] | None = None
+    """With exactly_once: the follow-ups of the current attempt, staged if it succeeds."""
 
     @property
     def tp(self) -> TopicPartition:

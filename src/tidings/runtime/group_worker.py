@@ -30,9 +30,10 @@ from tidings.instrumentation.catalogue import (
     WorkerStopping,
 )
 from tidings.instrumentation.dispatch import Listeners
-from tidings.records import Record, TopicPartition
+from tidings.records import OutgoingRecord, Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
+from tidings.runtime.exactly_once import Transactions
 from tidings.runtime.route import Cancellable, Route, _where
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
@@ -101,6 +102,8 @@ class GroupWorker:
         self._positions: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
         self._handle: ConsumerHandle | None = None
+        self.transactions = Transactions(self) if any(s.exactly_once for s in self.specs) else None
+        """exactly_once groups: outputs staged for, and committed with, their offsets."""
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
 
@@ -146,6 +149,10 @@ class GroupWorker:
     def abort(self) -> None:
         """Leave at once: no waiting for handlers (done work is still committed)."""
         self._abort = True
+
+    def assigned_now(self) -> list[TopicPartition]:
+        """Return the partitions this worker owns now (poll thread)."""
+        return sorted(self._assigned)
 
     def statistics(self) -> dict[str, Any]:
         total = ConsumerStats()
@@ -257,6 +264,8 @@ class GroupWorker:
         error: BaseException,
         attempts: int,
         drop_value: BaseException | None = None,
+        *,
+        run: Run | None = None,
     ) -> None:
         out = dead_letter(
             record,
@@ -267,7 +276,10 @@ class GroupWorker:
             now=self.clock.time(),
             drop_value=drop_value,
         )
-        await asyncio.to_thread(self.backend.produce, [out])
+        if self.transactions is not None and run is not None:
+            self.transactions.staged.add(run.part, record.offset, [out])  # with the commit
+        else:
+            await asyncio.to_thread(self.backend.produce, [out])
         log.error(
             "group %s: %s[%d]@%d dead-lettered to %s after %d attempt(s): %s: %s",
             self.group,
@@ -281,9 +293,19 @@ class GroupWorker:
             extra=_where(self.group, record),
         )
 
-    async def write_retry(self, record: Record, attempt: int, delay: float) -> None:
+    async def write_retry(
+        self, record: Record, attempt: int, delay: float, *, run: Run | None = None
+    ) -> None:
         out = retry_record(record, self.group, attempt, self.clock.time() + delay)
-        await asyncio.to_thread(self.backend.produce, [out])
+        if self.transactions is not None and run is not None:
+            self.transactions.staged.add(run.part, record.offset, [out])  # with the commit
+        else:
+            await asyncio.to_thread(self.backend.produce, [out])
+
+    def stage(self, run: Run, index: int, outputs: list[OutgoingRecord]) -> None:
+        """Hold a handled event's follow-ups until its offset is committed with them."""
+        if self.transactions is not None:
+            self.transactions.staged.add(run.part, run.records[run.start + index].offset, outputs)
 
     def context_publisher(self) -> Any:
         return self._publisher
@@ -317,6 +339,8 @@ class GroupWorker:
 
     def on_assigned(self, partitions: Sequence[TopicPartition]) -> None:
         self._assigned.update(partitions)
+        if self.transactions is not None:
+            self.transactions.assigned(partitions)
         self._joined = True
         if self.listeners.active:
             self.listeners.emit(PartitionsAssigned(self.group, _pairs(partitions)))
@@ -326,15 +350,15 @@ class GroupWorker:
         # Start nothing new on these partitions, give running handlers a moment to finish
         # (fewer redeliveries for the next owner), then commit what is done and let go.
         self.tracker.stop_starting(partitions)
-        deadline = self.clock.monotonic() + self.revoke_grace
-        while self.tracker.running(partitions) and not self._abort:
-            if self.clock.monotonic() >= deadline:
-                break
-            time.sleep(0.005)
-        offsets = self.tracker.revoke(partitions)
-        self._positions.update(offsets)
-        offsets = {tp: self._positions.pop(tp) for tp in partitions if tp in self._positions}
+        self.wait_running(partitions)
         handle = self._handle
+        if self.transactions is not None:
+            self.transactions.revoke(handle, partitions)
+            offsets = {}
+        else:
+            offsets = self.tracker.revoke(partitions)
+            self._positions.update(offsets)
+            offsets = {tp: self._positions.pop(tp) for tp in partitions if tp in self._positions}
         if offsets and handle is not None:
             try:
                 self._send_commit(handle, offsets, sync=True)
@@ -392,11 +416,21 @@ class GroupWorker:
             records = handle.fetch(self.fetch_max, timeout)
             if records:
                 runs = self.tracker.track_runs(records)
+                if self.transactions is not None:
+                    self.transactions.fetched(runs)
                 loop.call_soon_threadsafe(self._dispatch, runs)
         try:
             self._commit(handle, sync=True, everything=True)
         finally:
             handle.close()
+
+    def wait_running(self, partitions: Sequence[TopicPartition]) -> None:
+        """Give handlers running on `partitions` up to `revoke_grace` seconds to finish."""
+        deadline = self.clock.monotonic() + self.revoke_grace
+        while self.tracker.running(partitions) and not self._abort:
+            if self.clock.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
 
     def _commit(self, handle: ConsumerHandle, *, sync: bool, everything: bool = False) -> None:
         """Commit positions that advanced; with `everything`, every known position again.
@@ -405,6 +439,9 @@ class GroupWorker:
         rebalance), and a partition that is idle afterwards would keep a stale commit and
         redeliver what was handled. Re-sending every position now and then closes that gap.
         """
+        if self.transactions is not None:
+            self.transactions.commit(handle)
+            return
         offsets = self.tracker.take_committable()
         self._positions.update(offsets)
         if everything:
@@ -416,9 +453,18 @@ class GroupWorker:
                 log.warning("group %s: commit failed (%r); will retry", self.group, exc)
 
     def _send_commit(
-        self, handle: ConsumerHandle, offsets: dict[TopicPartition, int], *, sync: bool
+        self,
+        handle: ConsumerHandle,
+        offsets: dict[TopicPartition, int],
+        *,
+        sync: bool,
+        outputs: Sequence[OutgoingRecord] | None = None,
     ) -> None:
-        handle.commit(offsets, sync=sync)
+        """Commit `offsets`; with `outputs` (exactly_once), in one transaction with them."""
+        if outputs is None:
+            handle.commit(offsets, sync=sync)
+        else:
+            handle.commit_transaction(outputs, offsets)
         if self.listeners.active:
             done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
             self.listeners.emit(OffsetsCommitted(self.group, done, sync))

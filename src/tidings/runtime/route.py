@@ -26,7 +26,7 @@ from tidings.instrumentation.catalogue import (
     RetryScheduled,
 )
 from tidings.instrumentation.dispatch import Listeners
-from tidings.records import Record
+from tidings.records import OutgoingRecord, Record
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import H_REPLAY_GROUP, H_RETRY_ATTEMPT, must_drop_value
 from tidings.runtime.delivery import MAX_TIME, MIN_TIME, Delivery, context, decode
@@ -57,11 +57,18 @@ class RouteOwner(Protocol):
         error: BaseException,
         attempts: int,
         drop_value: BaseException | None = None,
+        *,
+        run: Run | None = None,
     ) -> None: ...
 
     def fail(self, error: BaseException, where: str) -> None: ...
 
-    async def write_retry(self, record: Record, attempt: int, delay: float) -> None: ...
+    async def write_retry(
+        self, record: Record, attempt: int, delay: float, *, run: Run | None = None
+    ) -> None: ...
+
+    def stage(self, run: Run, index: int, outputs: list[OutgoingRecord]) -> None:
+        """Hold a handled event's follow-ups for its offset commit (exactly_once)."""
 
     def context_publisher(self) -> Any: ...
 
@@ -365,6 +372,8 @@ class Route:
         if observe:
             self.handled(d, time.perf_counter() - t0, "ack")
         self.stats.handled += 1
+        if d.outputs:
+            self.owner.stage(d.run, d.index, d.outputs)  # before the finish makes it committable
         self.lanes.finish(lane)
         self._finish(d.run, d.index)
 
@@ -374,7 +383,11 @@ class Route:
 
     def context(self, d: Delivery, attempt: int | None = None) -> Context:
         owner = self.owner
-        return context(d, self.spec.topic, owner.group, owner.context_publisher(), attempt)
+        publisher = owner.context_publisher()
+        if self.spec.exactly_once:  # follow-ups go out with the offset commit (exactly_once.py)
+            d.outputs = []
+            publisher = publisher.staging(d.outputs)
+        return context(d, self.spec.topic, owner.group, publisher, attempt)
 
     async def _call(self, payload: Any, ctx: Context | None) -> None:
         await call_handler(self.spec.handler, self.spec.timeout, self._executor, payload, ctx)
@@ -417,7 +430,7 @@ class Route:
             )
             if not self.spec.retry.keep_order:
                 try:
-                    await self.owner.write_retry(rec, d.attempt + 1, delay)
+                    await self.owner.write_retry(rec, d.attempt + 1, delay, run=d.run)
                 except Exception as write_error:
                     log.error("Could not write to the retry topic (%r); retrying in place.",
                               write_error)  # fmt: skip
@@ -435,7 +448,7 @@ class Route:
             self.owner.stop_partition(rec, f"{reason}: {exc}")
             return  # the lane stays busy: nothing after this event of its lane runs
         try:
-            await self.owner.write_dead_letter(rec, reason, exc, d.attempt, d.dlq_error)
+            await self.owner.write_dead_letter(rec, reason, exc, d.attempt, d.dlq_error, run=d.run)
         except Exception as write_error:
             d.dlq_failures += 1
             delay = 5.0

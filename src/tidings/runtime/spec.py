@@ -23,6 +23,8 @@ class ConsumerSpec:
     batch: Batch | None
     timeout: float | None
     start: Start
+    exactly_once: bool = False
+    """Outputs, dead letters and retries are written with the offset commit, atomically."""
 
     @property
     def name(self) -> str:

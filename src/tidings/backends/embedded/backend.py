@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -20,7 +20,7 @@ from tidings.backends.embedded.groups import Groups
 from tidings.backends.embedded.log import Log, Row, TopicMeta
 from tidings.backends.embedded.store import Store
 from tidings.clock import SYSTEM_CLOCK, Clock
-from tidings.exceptions import ConfigurationError, StorageError
+from tidings.exceptions import ConfigurationError, StorageError, TransactionAborted
 from tidings.partitioner import partition_for
 from tidings.records import (
     OutgoingRecord,
@@ -158,6 +158,68 @@ class EmbeddedBackend:
         if self._maintenance_due(now):
             with self.store.pooled() as conn:
                 self.maintain(conn)
+        rows, delayed, placed = self._place(records, now)
+        with self.store.pooled() as conn, self.store.write(conn):
+            # Stamp inside the write lock so timestamps never go backwards in a partition.
+            offsets = iter(Log.append(conn, rows, self.clock.time()) if rows else ())
+            if delayed:
+                Delays.schedule(conn, delayed)
+        self._stored(rows, delayed)
+        return [
+            RecordMetadata(topic, partition, -1 if held else next(offsets))
+            for topic, partition, held in placed
+        ]
+
+    def produce_and_commit(
+        self,
+        conn: sqlite3.Connection,
+        records: Sequence[OutgoingRecord],
+        group: str,
+        member: str,
+        offsets: Mapping[TopicPartition, int],
+    ) -> None:
+        """Store `records` and commit `offsets` in one SQLite transaction (exactly once).
+
+        Raises:
+            TransactionAborted: `member` no longer owns one of the partitions (it was
+                expired, or they were revoked); nothing was written.
+            StorageFull, StorageError: as `produce`; nothing was written.
+        """
+        rows, delayed, _ = self._place(records, self.clock.time())
+        with self.store.write(conn):
+            lost = self.membership.not_owned(conn, group, member, list(offsets))
+            if lost:
+                raise TransactionAborted(
+                    f"Member {member} of group {group!r} no longer owns "
+                    + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in lost)
+                    + "; its outputs and offsets were rolled back, and the new owner handles "
+                    "those events."
+                )
+            if rows:
+                Log.append(conn, rows, self.clock.time())
+            if delayed:
+                Delays.schedule(conn, delayed)
+            self.membership.store_offsets(conn, group, member, offsets)
+        self._stored(rows, delayed)
+
+    def _stored(self, rows: Sequence[Row], delayed: Sequence[DelayedRow]) -> None:
+        """After a write: count it for checkpoints, wake readers, note the next due time."""
+        self.store.checkpointer.wrote(sum([len(row[2] or b"") for row in rows]))
+        self.changes.notify()
+        if delayed:
+            with self._due_lock:
+                first = min(d[0] for d in delayed)
+                if self._next_due is None or first < self._next_due:
+                    self._next_due = first
+
+    def _place(
+        self, records: Sequence[OutgoingRecord], now: float
+    ) -> tuple[list[Row], list[DelayedRow], list[tuple[str, int, bool]]]:
+        """Choose each record's partition; split them into rows now and rows due later.
+
+        Raises:
+            ConfigurationError: a record names a partition its topic does not have.
+        """
         metas: dict[str, TopicMeta] = {}
         rows: list[Row] = []
         delayed: list[DelayedRow] = []
@@ -196,22 +258,7 @@ class EmbeddedBackend:
             else:
                 rows.append((meta.pids[partition], key, rec.value, headers))
                 placed.append((topic, partition, False))
-        with self.store.pooled() as conn, self.store.write(conn):
-            # Stamp inside the write lock so timestamps never go backwards in a partition.
-            offsets = iter(Log.append(conn, rows, self.clock.time()) if rows else ())
-            if delayed:
-                Delays.schedule(conn, delayed)
-        self.store.checkpointer.wrote(sum([len(row[2] or b"") for row in rows]))
-        self.changes.notify()
-        if delayed:
-            with self._due_lock:
-                first = min(d[0] for d in delayed)
-                if self._next_due is None or first < self._next_due:
-                    self._next_due = first
-        return [
-            RecordMetadata(topic, partition, -1 if held else next(offsets))
-            for topic, partition, held in placed
-        ]
+        return rows, delayed, placed
 
     # -- maintenance ---------------------------------------------------------------------
 

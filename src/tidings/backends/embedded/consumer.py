@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Final
 from tidings.backends.base import RebalanceListener
 from tidings.backends.embedded.groups import GroupView, target
 from tidings.backends.embedded.log import Log, TopicMeta
-from tidings.exceptions import StorageFull
-from tidings.records import Record, Start, TopicPartition
+from tidings.exceptions import StorageError, StorageFull, TransactionAborted
+from tidings.records import OutgoingRecord, Record, Start, TopicPartition
 
 if TYPE_CHECKING:
     from tidings.backends.embedded.backend import EmbeddedBackend
@@ -332,6 +332,29 @@ class EmbeddedConsumer:
                 return
             self._space_back()
 
+    def commit_transaction(
+        self, records: Sequence[OutgoingRecord], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Store `records` and commit `offsets` in one SQLite transaction (see the seam).
+
+        Raises:
+            TransactionAborted: this member no longer owns a partition of `offsets`, or the
+                store could not be written; nothing was written.
+        """
+        if self.group is None or self.closed:
+            raise TransactionAborted(
+                f"Consumer {self.member_id} is closed or not in a group; it commits nothing."
+            )
+        try:
+            with self._b.store.errors("write a transaction in"):
+                self._b.produce_and_commit(self._conn, records, self.group, self.member_id,
+                                           offsets)  # fmt: skip
+        except StorageError as exc:
+            raise TransactionAborted(
+                f"Consumer {self.member_id} of group {self.group!r} could not write its "
+                f"transaction: {exc} Nothing was written; the events are handled again."
+            ) from exc
+
     def _full(self, exc: StorageFull, what: str) -> None:
         """Report that `what` cannot be written (at most every FULL_REPORT_INTERVAL)."""
         now = time.monotonic()
@@ -365,6 +388,9 @@ class EmbeddedConsumer:
         if partition in self.owned:
             self.positions[partition] = offset
             self._dirty = True
+
+    def position(self, partition: TopicPartition) -> int | None:
+        return self.positions.get(partition)
 
     def assignment(self) -> list[TopicPartition]:
         return sorted(self.owned)

@@ -203,10 +203,33 @@ class Groups:
     ) -> None:
         """Store `offsets`, but only for the partitions `member` still owns."""
         with self.store.write(conn):
-            conn.executemany(
-                "INSERT INTO offsets (grp, topic, partition, committed)"
-                " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM owners"
-                "  WHERE grp = ?1 AND topic = ?2 AND partition = ?3 AND member = ?5)"
-                " ON CONFLICT (grp, topic, partition) DO UPDATE SET committed = excluded.committed",
-                [(group, tp.topic, tp.partition, offset, member) for tp, offset in offsets.items()],
+            self.store_offsets(conn, group, member, offsets)
+
+    @staticmethod
+    def store_offsets(
+        conn: sqlite3.Connection,
+        group: str,
+        member: str,
+        offsets: Mapping[TopicPartition, int],
+    ) -> None:
+        """`commit` inside the caller's write transaction (owned partitions only)."""
+        conn.executemany(
+            "INSERT INTO offsets (grp, topic, partition, committed)"
+            " SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM owners"
+            "  WHERE grp = ?1 AND topic = ?2 AND partition = ?3 AND member = ?5)"
+            " ON CONFLICT (grp, topic, partition) DO UPDATE SET committed = excluded.committed",
+            [(group, tp.topic, tp.partition, offset, member) for tp, offset in offsets.items()],
+        )
+
+    @staticmethod
+    def not_owned(
+        conn: sqlite3.Connection, group: str, member: str, tps: Sequence[TopicPartition]
+    ) -> list[TopicPartition]:
+        """Return those of `tps` that `member` does not own now (read in the caller's view)."""
+        owned = set(
+            conn.execute(
+                "SELECT topic, partition FROM owners WHERE grp = ? AND member = ?",
+                (group, member),
             )
+        )
+        return [tp for tp in tps if (tp.topic, tp.partition) not in owned]

@@ -135,7 +135,21 @@ class KafkaBackend:
                 tps, LATEST if which == "latest" else EARLIEST
             ),
             topic_ids=self._admin.topic_ids,
+            prepare=self._transactional,
         )
+
+    def _transactional(self, records: Sequence[OutgoingRecord]) -> list[OutgoingRecord]:
+        """Check an exactly-once commit's records (as `produce` does) and route them: those
+        due later go to a delay topic.
+
+        Raises:
+            TopicNotFound, ConfigurationError, BrokerUnavailable: as `produce`.
+        """
+        if records:
+            self._producer.check(records)
+        if not any(r.deliver_at is not None for r in records):
+            return list(records)
+        return [r for chunk in self._route((records,), self.clock.time(), {}) for r in chunk]
 
     def topics(self) -> list[TopicInfo]:
         infos = self._admin.topics()

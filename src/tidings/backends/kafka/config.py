@@ -51,6 +51,9 @@ CONSUMER_DEFAULTS: dict[str, object] = {
     "enable.auto.commit": False,  # the runtime commits only handled offsets
     "enable.auto.offset.store": False,
     "partition.assignment.strategy": "cooperative-sticky",
+    # Exactly-once outputs (and aborted transactions) stay invisible until committed. This is
+    # librdkafka's default too; stated so that it holds for every reader tidings opens.
+    "isolation.level": "read_committed",
     # Partitions added to a topic are noticed (and assigned) within 10 s, not 5 minutes.
     "topic.metadata.refresh.interval.ms": 10_000,
 }

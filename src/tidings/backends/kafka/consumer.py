@@ -40,8 +40,9 @@ from tidings.backends.kafka.errors import describe, kafka_error
 from tidings.backends.kafka.logs import QUIET
 from tidings.backends.kafka.start_offsets import OffsetLookup, starting_points
 from tidings.backends.kafka.topic_watch import TopicIds, TopicWatch
-from tidings.exceptions import BrokerError
-from tidings.records import Headers, Record, Start, TopicPartition
+from tidings.backends.kafka.transactions import Prepare, TransactionalProducer, transactional_id
+from tidings.exceptions import BrokerError, TransactionAborted
+from tidings.records import Headers, OutgoingRecord, Record, Start, TopicPartition
 
 LOG = logging.getLogger("tidings.kafka")
 
@@ -115,13 +116,18 @@ class KafkaConsumerHandle:
         overrides: Mapping[str, object] | None = None,
         offsets: OffsetLookup | None = None,
         topic_ids: TopicIds | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self.group = group
+        self._settings = settings
+        self._prepare = prepare
+        self._txn: TransactionalProducer | None = None
         self._start = start
         self._offsets = offsets
         self._timeout = settings.connect_timeout
         self.listener = listener
         self.member_id = member_id or f"tidings-{uuid.uuid4().hex[:12]}"
+        self._instance = self.member_id
         self._owned: set[TopicPartition] = set()
         self._paused: set[TopicPartition] = set()
         self._closed = False
@@ -141,6 +147,7 @@ class KafkaConsumerHandle:
             # for its old self's session to time out (10 s for delays, 45 s for groups).
             # `close` leaves explicitly, so others take its partitions at once.
             conf.setdefault("group.instance.id", self.member_id)
+            self._instance = str(conf["group.instance.id"])
         conf.setdefault("error_cb", self._on_error)
         conf.setdefault("on_commit", self._on_commit)
         try:
@@ -353,6 +360,26 @@ class KafkaConsumerHandle:
                 f"{self.group!r}: {describe(exc)}."
             ) from exc
 
+    def commit_transaction(
+        self, records: Sequence[OutgoingRecord], offsets: Mapping[TopicPartition, int]
+    ) -> None:
+        """Produce `records` and commit `offsets` in one Kafka transaction (see the seam)."""
+        if self.group is None or self._closed:
+            raise TransactionAborted(
+                f"Kafka consumer {self.member_id} is closed or not in a group; it commits nothing."
+            )
+        lost = [tp for tp in offsets if tp not in self._owned]
+        if lost:
+            raise TransactionAborted(
+                f"Kafka consumer {self.member_id} no longer owns "
+                + ", ".join(f"{tp.topic}[{tp.partition}]" for tp in lost)
+                + "; nothing of the transaction was written."
+            )
+        if self._txn is None:
+            tid = transactional_id(self.group, self._instance)
+            self._txn = TransactionalProducer(self._settings, tid, self._prepare or list)
+        self._txn.commit(records, offsets, self._consumer)
+
     def _check_topics(self) -> None:
         """Restart the partitions of consumed topics that were recreated (see TopicWatch)."""
         assert self._watch is not None
@@ -411,6 +438,15 @@ class KafkaConsumerHandle:
             if partition in self._paused:
                 self._consumer.pause([KafkaTP(partition.topic, partition.partition)])
 
+    def position(self, partition: TopicPartition) -> int | None:
+        if partition not in self._owned or self._closed:
+            return None
+        try:
+            (at,) = self._consumer.position([KafkaTP(partition.topic, partition.partition)])
+        except KafkaException:
+            return None
+        return at.offset if at.offset >= 0 else None  # librdkafka: past control records
+
     def assignment(self) -> list[TopicPartition]:
         return sorted(self._owned)
 
@@ -442,3 +478,5 @@ class KafkaConsumerHandle:
             self._closed = True
             self._owned.clear()
             self._paused.clear()
+            if self._txn is not None:
+                self._txn.close()

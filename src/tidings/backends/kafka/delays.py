@@ -38,7 +38,7 @@ from tidings.backends.kafka.consumer import KafkaConsumerHandle
 from tidings.backends.kafka.producer import KafkaProducer
 from tidings.backends.kafka.tiers import DUE, HEADER_PREFIX, PARTITIONS, TIERS, DelayTopics, Head
 from tidings.clock import Clock
-from tidings.exceptions import ConfigurationError, TidingsError
+from tidings.exceptions import ConfigurationError, TidingsError, TopicNotFound
 from tidings.records import OutgoingRecord, Record, TopicPartition
 
 SESSION_TIMEOUT_MS = 10_000
@@ -68,6 +68,8 @@ class DelayScheduler:
         self.heads: dict[TopicPartition, deque[Head]] = {}
         self._expected: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
+        self._skipped: set[TopicPartition] = set()
+        """Partitions whose records were passed over (queue full) until the next resume."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._handle: KafkaConsumerHandle | None = None
@@ -119,6 +121,7 @@ class DelayScheduler:
             self.heads.pop(tp, None)
             self._expected.pop(tp, None)
             self._paused.discard(tp)
+            self._skipped.discard(tp)
 
     def _run(self) -> None:
         handle = self._handle
@@ -147,6 +150,20 @@ class DelayScheduler:
         )
         return hop._replace(partition=None)
 
+    def _drop_deleted(self, hops: list[OutgoingRecord]) -> list[OutgoingRecord]:
+        """Return `hops` without those bound for topics that no longer exist (logged)."""
+        self.admin.metadata()
+        kept = [hop for hop in hops if hop.topic in self.admin.known_topics]
+        for topic in sorted({hop.topic for hop in hops} - {hop.topic for hop in kept}):
+            LOG.error(
+                "Delay scheduler: topic %r no longer exists; dropping its %d due delayed "
+                "record(s) (they cannot be delivered; create the topic again to keep later "
+                "ones).",
+                topic,
+                sum(1 for hop in hops if hop.topic == topic),
+            )
+        return [self._reroute(hop) for hop in kept]
+
     def _step(self, handle: KafkaConsumerHandle) -> None:
         now = self.clock.time()
         wait = min((q[0].release - now for q in self.heads.values() if q), default=0.5)
@@ -159,8 +176,16 @@ class DelayScheduler:
         tp = record.tp
         queue = self.heads.setdefault(tp, deque())
         expected = self._expected.get(tp)
-        if len(queue) >= HELD or (expected is not None and record.offset != expected):
-            return  # read again after the partition is resumed at `expected`
+        if expected is not None and (
+            record.offset < expected or (record.offset > expected and tp in self._skipped)
+        ):
+            return  # held already, or read again after the resume at `expected`
+        if len(queue) >= HELD:
+            self._skipped.add(tp)  # read again after the partition is resumed at `expected`
+            return
+        # Otherwise an offset past `expected` is a gap in the log, not a record missed: a
+        # transaction's commit marker (exactly-once consumers write tier records in
+        # transactions) takes an offset that no consumer ever sees.
         head = self.names.head_of(record)
         self._expected[tp] = record.offset + 1
         if head is None:
@@ -197,6 +222,8 @@ class DelayScheduler:
             return
         try:
             self.producer.produce(hops)
+        except TopicNotFound:  # a target topic was deleted: never block the tier on it
+            self.producer.produce(self._drop_deleted(hops))
         except ConfigurationError:  # a target partition is gone: never block the tier on it
             self.producer.produce([self._reroute(hop) for hop in hops])
         handle.commit(commits, sync=True)
@@ -208,3 +235,4 @@ class DelayScheduler:
                 handle.seek(tp, self._expected[tp])
                 handle.resume([tp])
                 self._paused.discard(tp)
+                self._skipped.discard(tp)

@@ -112,6 +112,10 @@ class KafkaProducer:
         level = logging.ERROR if err.fatal() else logging.WARNING
         QUIET.log(level, "Kafka producer: %s", err.str())
 
+    def check(self, records: Sequence[OutgoingRecord]) -> None:
+        """Raise what `produce` would before sending `records` (see `_prepare`)."""
+        self._prepare(records)
+
     def _prepare(self, records: Sequence[OutgoingRecord]) -> None:
         """Fail fast: broker unreachable, missing topics, partitions out of range."""
         topics = {rec.topic for rec in records}
