@@ -289,3 +289,38 @@ def test_a_follow_up_the_broker_refuses_stops_the_app_and_commits_nothing(
         assert committed in ([], [None], [0])
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("downstream_exactly_once", [False, True])
+def test_a_group_reading_a_transactional_topic_catches_up_to_lag_zero(
+    broker_url: str, topic_name: str, downstream_exactly_once: bool
+) -> None:
+    """On Kafka each transaction leaves a commit marker after its records, at an offset no
+    reader sees; a downstream group that handled everything must still commit past it, or
+    it shows lag 1 per partition forever (and looks stalled)."""
+    app = App("eos-lag", broker=broker_url)
+    src = app.topic(topic_name, partitions=2)
+    out = app.topic(f"{topic_name}-out", partitions=2)
+    seen: set[int] = set()
+
+    @app.consumer(src, group=f"{topic_name}-ship", exactly_once=True)
+    async def ship(e: CtpOrder, ctx: Context) -> None:
+        await ctx.publish_async(out, CtpShipped(n=e.n), key=e.key)
+
+    @app.consumer(out, group=f"{topic_name}-bill", exactly_once=downstream_exactly_once)
+    async def bill(e: CtpShipped) -> None:
+        seen.add(e.n)
+
+    n = 30
+    app.publish_many(src, [(f"k{i % 5}", CtpOrder(n=i, key=f"k{i % 5}")) for i in range(n)])
+
+    def downstream_lag() -> int | None:
+        infos = [g for g in app.backend.groups() if g.group == f"{topic_name}-bill"]
+        return infos[0].lag if infos and infos[0].partitions else None
+
+    try:
+        with app.running():
+            wait_until(lambda: len(seen) == n, 30, "every output handled downstream")
+            wait_until(lambda: downstream_lag() == 0, 15, "the downstream group at lag 0")
+    finally:
+        app.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from tidings.backends.base import ConsumerHandle
@@ -73,6 +73,9 @@ class StagedOutputs:
             return sum(len(r) for entries in self._by_tp.values() for *_, r in entries)
 
 
+PastMarkers = Callable[[ConsumerHandle, dict[TopicPartition, int]], dict[TopicPartition, int]]
+
+
 class TransactionOwner(Protocol):
     """What `Transactions` needs from its group worker."""
 
@@ -128,13 +131,17 @@ class Transactions:
         only: Sequence[TopicPartition] | None = None,
         *,
         rewind: bool = True,
+        past: PastMarkers | None = None,
     ) -> bool:
-        """Commit finished offsets (of `only`, or all) with their staged outputs.
+        """Commit finished offsets (of `only`, or all) with their staged outputs; with
+        `past`, also the read positions it finds past transaction markers.
 
         Returns False when the transaction was aborted (and, with `rewind`, rewound).
         """
         owner = self.owner
         offsets = owner.tracker.take_committable(only)
+        if past is not None:
+            offsets.update(past(handle, {**self._base, **offsets}))
         if not offsets:
             return True
         records = self.staged.take(offsets)

@@ -440,17 +440,38 @@ class GroupWorker:
         redeliver what was handled. Re-sending every position now and then closes that gap.
         """
         if self.transactions is not None:
-            self.transactions.commit(handle)
+            self.transactions.commit(handle, past=self._past_markers if everything else None)
             return
         offsets = self.tracker.take_committable()
         self._positions.update(offsets)
         if everything:
+            self._positions.update(self._past_markers(handle, self._positions))
             offsets = {tp: o for tp, o in self._positions.items() if tp in self._assigned}
         if offsets:
             try:
                 self._send_commit(handle, offsets, sync=sync)
             except Exception as exc:
                 log.warning("group %s: commit failed (%r); will retry", self.group, exc)
+
+    def _past_markers(
+        self, handle: ConsumerHandle, committed: dict[TopicPartition, int]
+    ) -> dict[TopicPartition, int]:
+        """Read positions past the commit of partitions with nothing in flight.
+
+        Every record below a partition's read position was returned, tracked and (nothing
+        being in flight) handled, so only Kafka transaction markers can lie between its
+        commit and its position. Committing the position keeps a group that read a topic
+        written in transactions from showing lag 1 per partition forever.
+        """
+        out: dict[TopicPartition, int] = {}
+        for tp in self._assigned:
+            at = committed.get(tp)
+            if at is None or self.tracker.in_flight(tp):
+                continue
+            position = handle.position(tp)
+            if position is not None and position > at:
+                out[tp] = position
+        return out
 
     def _send_commit(
         self,
