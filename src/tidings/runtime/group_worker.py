@@ -33,7 +33,9 @@ from tidings.instrumentation.dispatch import Listeners
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
-from tidings.runtime.route import Cancellable, Route, _where
+from tidings.runtime.owner import Cancellable
+from tidings.runtime.owner import where as _where
+from tidings.runtime.route import Route
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
 
