@@ -9,7 +9,10 @@ the publishing thread (publishes), so they must be quick and thread-safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from tidings.instrumentation.lag import GroupReport
 
 
 class WorkerView(Protocol):
@@ -17,6 +20,8 @@ class WorkerView(Protocol):
 
     group: str
     error: BaseException | None
+    lag_report: GroupReport | None
+    """Lag and status from the latest sample (every status interval); None before one."""
 
     @property
     def joined(self) -> bool:

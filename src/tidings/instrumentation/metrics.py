@@ -29,6 +29,7 @@ from tidings.instrumentation.catalogue import (
     WorkerView,
 )
 from tidings.instrumentation.dispatch import Listeners
+from tidings.instrumentation.lag import Status
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -235,18 +236,43 @@ class _Gauges(Collector):
             "Events fetched by this process and not yet finished, per group.",
             labels=[GROUP],
         )
+        labels = ["group", "topic", "partition"]
         lag = GaugeMetricFamily(
             "tidings_consumer_lag_messages",
             "Events after the group's committed offset, per partition.",
-            labels=["group", "topic", "partition"],
+            labels=labels,
+        )
+        age = GaugeMetricFamily(
+            "tidings_consumer_lag_seconds",
+            "Age of the oldest event not handled yet (the one at the committed offset), "
+            "per partition; 0 when caught up.",
+            labels=labels,
+        )
+        status = GaugeMetricFamily(
+            "tidings_consumer_group_status",
+            "1 for the group's status (ok, lagging, stalled, stopped) judged over a window "
+            "of samples, 0 for the others.",
+            labels=["group", "status"],
         )
         for worker in self.metrics.workers():
             stats = worker.statistics()
             in_flight.add_metric([worker.group], float(stats.get("in_flight", 0)))  # type: ignore[arg-type]
-            for (topic, partition), n in worker.lag_messages(LAG_CACHE_SECONDS).items():
-                lag.add_metric([worker.group, topic, str(partition)], float(n))
+            report = worker.lag_report
+            if report is None:  # no sample yet (or status reports off): ask the broker
+                for (topic, partition), n in worker.lag_messages(LAG_CACHE_SECONDS).items():
+                    lag.add_metric([worker.group, topic, str(partition)], float(n))
+                continue
+            for p in report.partitions:
+                where = [worker.group, p.topic, str(p.partition)]
+                lag.add_metric(where, float(p.lag))
+                if p.lag_seconds is not None:
+                    age.add_metric(where, p.lag_seconds)
+            for s in Status:
+                status.add_metric([worker.group, s.value], float(s is report.status))
         yield in_flight
         yield lag
+        yield age
+        yield status
         yield GaugeMetricFamily(
             "tidings_delayed_pending",
             "Delayed events published by this process that are not due yet.",

@@ -30,6 +30,7 @@ from tidings.instrumentation.catalogue import (
     WorkerStopping,
 )
 from tidings.instrumentation.dispatch import Listeners
+from tidings.instrumentation.lag import GroupReport
 from tidings.records import Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
@@ -103,6 +104,8 @@ class GroupWorker:
         self._positions: dict[TopicPartition, int] = {}
         self.error: BaseException | None = None
         self._handle: ConsumerHandle | None = None
+        self.lag_report: GroupReport | None = None
+        """The group's lag and status from the latest sample (runtime/status.py)."""
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
 
@@ -158,6 +161,11 @@ class GroupWorker:
         snap["in_flight_bytes"] = self.tracker.in_flight_bytes()
         snap["assigned"] = sorted(self._assigned)
         return snap
+
+    @property
+    def assigned(self) -> list[TopicPartition]:
+        """The partitions assigned to this process now."""
+        return sorted(self._assigned)
 
     def stopped(self) -> dict[TopicPartition, str]:
         """Return the partitions stopped on purpose (a failure without dead letters), why."""
