@@ -76,8 +76,7 @@ def sent(span: Any, event_id: str, partition: int, offset: int) -> None:
 
 
 def _context(record: Record) -> Any:
-    from opentelemetry import propagate
-
+    """The trace context the record's headers carry (None when they carry none)."""
     carrier = {}
     for name, value in record.headers:
         if name in CARRIED:
@@ -85,6 +84,10 @@ def _context(record: Record) -> Any:
                 carrier[name] = value.decode()
             except UnicodeDecodeError:
                 continue
+    if not carrier:  # published without tracing: no parent, and no propagator to run
+        return None
+    from opentelemetry import propagate
+
     return propagate.extract(carrier)
 
 
@@ -98,9 +101,12 @@ def _attributes(topic: str, group: str) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> Iterator[Any]:
-    """A CONSUMER span around one handler call, child of the record's producer span."""
+def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> Any:
+    """A CONSUMER span around one handler call, child of the record's producer span.
+
+    Returns the tracer's own context manager (no generator of ours around it: this runs
+    per event). An exception raised inside is recorded on the span and re-raised.
+    """
     from opentelemetry.trace import SpanKind
 
     attributes = _attributes(record.topic, group)
@@ -108,13 +114,12 @@ def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> 
     attributes["messaging.kafka.offset"] = record.offset
     if event_id:
         attributes["messaging.message.id"] = event_id
-    with tr.start_as_current_span(
+    return tr.start_as_current_span(
         f"process {record.topic}",
         context=_context(record),
         kind=SpanKind.CONSUMER,
         attributes=attributes,
-    ) as span:
-        yield span
+    )
 
 
 @contextlib.contextmanager
@@ -125,7 +130,10 @@ def batch_span(tr: Any, records: Sequence[Record], topic: str, group: str) -> It
 
     links = []
     for record in records:
-        ctx = trace.get_current_span(_context(record)).get_span_context()
+        carried = _context(record)
+        if carried is None:
+            continue
+        ctx = trace.get_current_span(carried).get_span_context()
         if ctx.is_valid:
             links.append(Link(ctx))
     attributes = _attributes(topic, group)

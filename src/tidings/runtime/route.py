@@ -94,8 +94,6 @@ class Route:
             else:  # not built yet (forward references): pydantic builds it on first use
                 self._fast = self._single.model_validate_json
         self.tracer = tracing.tracer()  # None unless a tracer provider is configured
-        if self.tracer is not None:
-            self._fast = None  # every event through _deliver, inside its span
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -245,6 +243,7 @@ class Route:
         finish, fast, stats, schema = self._finish, self._fast, self.stats, self._schema
         func = self.spec.handler.func
         signals, perf = self.signals, time.perf_counter
+        obs, tracer = signals.listeners, self.tracer
         while True:
             if self._stopping:
                 return
@@ -277,10 +276,14 @@ class Route:
                     await self._deliver(lane, d)
                     continue
                 d.event = event
-                observe = signals.active
+                observe = obs.active
                 t0 = perf() if observe else 0.0
                 try:
-                    await func(event)
+                    if tracer is None:
+                        await func(event)
+                    else:
+                        with self.span(d):
+                            await func(event)
                 except Exception as exc:
                     if observe:
                         signals.handled(d, perf() - t0, "error")
@@ -319,14 +322,7 @@ class Route:
             if self.tracer is None:
                 await self.call(d.event, ctx)
             else:
-                rec = d.record
-                eid = rec.header(H_ID)
-                with tracing.consumer_span(
-                    self.tracer,
-                    rec,
-                    self.owner.group,
-                    eid.decode("utf-8", "replace") if eid else None,
-                ):
+                with self.span(d):
                     await self.call(d.event, ctx)
         except Exception as exc:
             if observe:
@@ -336,6 +332,13 @@ class Route:
         if observe:
             signals.handled(d, time.perf_counter() - t0, "ack")
         await self.settle(lane, d, Outcome.ACK)
+
+    def span(self, d: Delivery) -> Any:
+        """The CONSUMER span of one handler call on `d` (only with a tracer)."""
+        rec = d.record
+        eid = rec.header(H_ID)
+        name = eid.decode("utf-8", "replace") if eid else None
+        return tracing.consumer_span(self.tracer, rec, self.owner.group, name)
 
     async def failed(self, lane: Hashable | None, d: Delivery, exc: Exception) -> None:
         """The handler raised `exc` on `d`: the strategy judges it, then settle."""

@@ -6,6 +6,7 @@ listens to builds no catalogue event at all.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 
 from tidings.instrumentation.catalogue import (
@@ -18,7 +19,7 @@ from tidings.instrumentation.catalogue import (
     EventSkipped,
     RetryScheduled,
 )
-from tidings.instrumentation.dispatch import Listeners
+from tidings.instrumentation.dispatch import Listeners, Tally
 from tidings.records import Record
 from tidings.runtime.delivery import Delivery
 from tidings.runtime.outcome import Outcome
@@ -29,13 +30,18 @@ H_DUE = "tidings-deliver-at"  # tidings.publisher.H_DUE (the runtime does not im
 class Signals:
     """Emits one consumer's catalogue events (group `group`, listeners `listeners`)."""
 
-    __slots__ = ("group", "listeners", "receiving")
+    __slots__ = ("emits_handled", "group", "listeners", "receiving", "tally")
 
     def __init__(self, group: str, listeners: Listeners) -> None:
         self.group = group
         self.listeners = listeners
         self.receiving = False
         """Whether anyone listens to EventReceived or DelayReleased (checked per run)."""
+        self.emits_handled = False
+        """Whether anyone listens to EventHandled (checked per run)."""
+        self.tally: Tally | None = None
+        """Handled events summed for aggregating listeners (`Listeners.keep_tallies`)."""
+        self.refresh()
 
     @property
     def active(self) -> bool:
@@ -45,6 +51,9 @@ class Signals:
         """Update and return `receiving` (listeners may be added before a run starts)."""
         obs = self.listeners
         self.receiving = obs.active and (obs.wants(EventReceived) or obs.wants(DelayReleased))
+        self.emits_handled = obs.wants(EventHandled)
+        if self.tally is None and obs.buckets is not None:
+            self.tally = obs.new_tally(self.group)
         return self.receiving
 
     def received(self, rec: Record, etype: bytes | None, now: Callable[[], float]) -> None:
@@ -64,6 +73,15 @@ class Signals:
 
     def handled(self, d: Delivery, duration: float, outcome: str) -> None:
         rec = d.record
+        tally = self.tally
+        if tally is not None:  # Tally.add, inlined: this runs per event
+            series = tally.series.get((rec.topic, outcome))
+            if series is None:
+                series = tally.start(rec.topic, outcome)
+            series[bisect_left(tally.buckets, duration)] += 1
+            series[-1] += duration
+        if not self.emits_handled:
+            return
         etype = d.etype.decode() if d.etype else (d.event.event_type if d.event else None)
         self.listeners.emit(
             EventHandled(
