@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PIP) install -q -e ".[dev,bench]"
 	$(VENV)/bin/python -m benchmarks
 	$(VENV)/bin/python -m benchmarks.outbox
+	$(VENV)/bin/python -m benchmarks.observability --broker kafka
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks

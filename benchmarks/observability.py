@@ -1,17 +1,20 @@
 """Consume throughput and CPU per event with metrics (and tracing) on versus off, one process.
 
-    .venv/bin/python -m benchmarks.observability [--broker URL] [--events N] [--reps R]
+    .venv/bin/python -m benchmarks.observability [--broker URL|kafka] [--events N] [--reps R]
         [--modes off,metrics,tracing]
 
 Each rep publishes N events to a fresh topic and has one group consume all of them with an
 async no-op handler (the route's fast path), once per mode, modes interleaved (rotated each
 rep so drift spreads evenly): nothing listening (`off`), the Prometheus metrics listener
 installed (`metrics`), and an OpenTelemetry SDK tracer provider whose span processor drops
-every span (`tracing`). The window runs from the first handled event to the last, so joining
-the group is not counted. Reported per mode, as the median of the reps: events/s and the
-process's CPU microseconds per event (every thread: poll thread, event loop, librdkafka),
-which is robust to a shared machine's load where events/s is not; then the ratios to `off`.
-`make bench` runs it with the defaults (memory broker, about a minute).
+every span (`tracing`), after one uncounted warm-up run. The window runs from the first
+handled event to the last, so joining the group is not counted. Reported per mode, as the
+median of the reps: events/s and the process's CPU microseconds per event (every thread:
+poll thread, event loop, librdkafka), which is robust to a shared machine's load where
+events/s is not; then the ratios to `off`.
+`--broker kafka` uses the benchmarks' local broker (127.0.0.1:19192, started by
+scripts/kafka if it is not running, and stopped afterwards if started here); `make bench`
+runs it so, with the default sizes (about a minute and a half with the broker start).
 """
 
 from __future__ import annotations
@@ -73,10 +76,25 @@ def run_once(broker: str, events: int, mode: str) -> Run:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--broker", default=f"memory://{uuid.uuid4().hex}")
-    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--modes", default="off,metrics,tracing")
     args = parser.parse_args()
+    if args.broker != "kafka":
+        measure(args)
+        return
+    from benchmarks.broker import Broker
+
+    broker = Broker()
+    broker.start()
+    try:
+        args.broker = f"kafka://{broker.bootstrap}"
+        measure(args)
+    finally:
+        broker.stop()
+
+
+def measure(args: argparse.Namespace) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
@@ -85,6 +103,7 @@ def main() -> None:
     provider = TracerProvider()
     provider.add_span_processor(SpanProcessor())  # the base class drops every span
     print(f"broker {args.broker.split('://')[0]}, {args.events:,} events, {args.reps} reps")
+    run_once(args.broker, min(args.events, 10_000), "off")  # warm-up (broker, imports)
     for rep in range(args.reps):
         for mode in modes[rep % len(modes) :] + modes[: rep % len(modes)]:
             if mode == "tracing":
@@ -108,6 +127,14 @@ def main() -> None:
                 f" ({cpu[mode] / cpu['off']:.2f}x)"
             )
         print(line)
+    if "off" in rate:
+        others = [m for m in modes if m != "off"]
+        print(
+            "ratios to off (throughput / CPU per event): "
+            + ", ".join(
+                f"{m} {rate[m] / rate['off']:.2f}x / {cpu[m] / cpu['off']:.2f}x" for m in others
+            )
+        )
 
 
 if __name__ == "__main__":
