@@ -7,7 +7,8 @@ Each rep publishes N events to a fresh topic and has one group consume all of th
 async no-op handler (the route's fast path), once per mode, modes interleaved (rotated each
 rep so drift spreads evenly): nothing listening (`off`), the Prometheus metrics listener
 installed (`metrics`), and an OpenTelemetry SDK tracer provider whose span processor drops
-every span (`tracing`), after one uncounted warm-up run. The window runs from the first
+every span (`tracing`; `sampled`: the same with a 1% ParentBased(TraceIdRatioBased)
+sampler, not run by default), after one uncounted warm-up run. The window runs from the first
 handled event to the last, so joining the group is not counted. Reported per mode, as the
 median of the reps: events/s and the process's CPU microseconds per event (every thread:
 poll thread, event loop, librdkafka), which is robust to a shared machine's load where
@@ -97,17 +98,22 @@ def main() -> None:
 def measure(args: argparse.Namespace) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     modes = args.modes.split(",")
     runs: dict[str, list[Run]] = {m: [] for m in modes}
-    provider = TracerProvider()
-    provider.add_span_processor(SpanProcessor())  # the base class drops every span
+    providers = {
+        "tracing": TracerProvider(),
+        "sampled": TracerProvider(sampler=ParentBased(TraceIdRatioBased(0.01))),
+    }
+    for provider in providers.values():
+        provider.add_span_processor(SpanProcessor())  # the base class drops every span
     print(f"broker {args.broker.split('://')[0]}, {args.events:,} events, {args.reps} reps")
     run_once(args.broker, min(args.events, 10_000), "off")  # warm-up (broker, imports)
     for rep in range(args.reps):
         for mode in modes[rep % len(modes) :] + modes[: rep % len(modes)]:
-            if mode == "tracing":
-                trace._TRACER_PROVIDER = provider  # only for this run
+            if mode in providers:
+                trace._TRACER_PROVIDER = providers[mode]  # only for this run
             try:
                 run = run_once(args.broker, args.events, mode)
             finally:

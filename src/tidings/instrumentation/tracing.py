@@ -75,6 +75,21 @@ def sent(span: Any, event_id: str, partition: int, offset: int) -> None:
         span.set_attribute("messaging.kafka.offset", offset)
 
 
+_api: tuple[Any, Any] | None = None
+
+
+def _otel() -> tuple[Any, Any]:
+    """`opentelemetry.propagate` and SpanKind.CONSUMER, imported once (only when tracing;
+    an import statement per event costs about a microsecond)."""
+    global _api
+    if _api is None:
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind
+
+        _api = (propagate, SpanKind.CONSUMER)
+    return _api
+
+
 def _context(record: Record) -> Any:
     """The trace context the record's headers carry (None when they carry none)."""
     carrier = {}
@@ -86,9 +101,7 @@ def _context(record: Record) -> Any:
                 continue
     if not carrier:  # published without tracing: no parent, and no propagator to run
         return None
-    from opentelemetry import propagate
-
-    return propagate.extract(carrier)
+    return _otel()[0].extract(carrier)
 
 
 def _attributes(topic: str, group: str) -> dict[str, Any]:
@@ -107,8 +120,6 @@ def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> 
     Returns the tracer's own context manager (no generator of ours around it: this runs
     per event). An exception raised inside is recorded on the span and re-raised.
     """
-    from opentelemetry.trace import SpanKind
-
     attributes = _attributes(record.topic, group)
     attributes["messaging.destination.partition.id"] = str(record.partition)
     attributes["messaging.kafka.offset"] = record.offset
@@ -117,7 +128,7 @@ def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> 
     return tr.start_as_current_span(
         f"process {record.topic}",
         context=_context(record),
-        kind=SpanKind.CONSUMER,
+        kind=_otel()[1],
         attributes=attributes,
     )
 
