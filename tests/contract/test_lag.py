@@ -129,3 +129,32 @@ def test_a_group_that_stops_committing_turns_stalled_then_ok(
     finally:
         release.set()
         app.close()
+
+
+def test_the_broker_describes_only_the_groups_asked_for(broker_url: str, topic_name: str) -> None:
+    """Each worker samples its own groups' lag: the broker must not describe every group."""
+    app = App("lagged", broker=broker_url, status_interval=None)
+    topic = app.topic(topic_name)
+    seen: list[str] = []
+
+    @app.consumer(topic, group="asked")
+    async def asked(e: LagJob) -> None:
+        seen.append("asked")
+
+    @app.consumer(topic, group="other")
+    async def other(e: LagJob) -> None:
+        seen.append("other")
+
+    try:
+        with app.running():
+            app.publish(topic, LagJob(n=1))
+            wait_until(lambda: len(seen) == 2, 30, "both groups handled the event")
+            backend = app.backend
+            wait_until(
+                lambda: {g.group for g in backend.groups()} >= {"asked", "other"},
+                30,
+                "both groups known to the broker",
+            )
+            assert [g.group for g in backend.groups(["asked", "missing"])] == ["asked"]
+    finally:
+        app.close()

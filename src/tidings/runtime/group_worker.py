@@ -211,7 +211,7 @@ class GroupWorker:
             return cached[1]
         lag: dict[tuple[str, int], int] = {}
         try:
-            for info in self.backend.groups():
+            for info in self.backend.groups([self.group]):
                 if info.group == self.group:
                     lag = {(p.topic, p.partition): p.lag for p in info.partitions}
         except Exception as exc:

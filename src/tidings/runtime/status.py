@@ -157,7 +157,7 @@ class StatusReporter:
         """Sample every group's lag and judge its status (`GroupWorker.lag_report`)."""
         try:
             by_group = {w.group: w for w in self._workers}
-            infos = [g for g in self.backend.groups() if g.group in by_group]
+            infos = [g for g in self.backend.groups(list(by_group)) if g.group in by_group]
             stopped: dict[str, set[TopicPartition]] = {}
             known: dict[TopicPartition, tuple[int, float]] = {}
             for w in self._workers:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
@@ -456,14 +456,19 @@ class KafkaAdmin:
             }
         return out
 
-    def groups(self) -> list[GroupInfo]:
+    def groups(self, names: Collection[str] | None = None) -> list[GroupInfo]:
+        """Describe every group (or those in `names`: only they are described and have
+        their offsets read, so a worker asking for its own pays nothing for the others)."""
         self.metadata()
         timeout = self.settings.connect_timeout
         listing = self._wait(
             self.client.list_consumer_groups(request_timeout=timeout), "list groups"
         )
         ids = sorted(
-            g.group_id for g in listing.valid if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
+            g.group_id
+            for g in listing.valid
+            if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
+            and (names is None or g.group_id in names)
         )
         described = self._describe_groups(ids)
         offsets_of = self.committed_many(ids)
