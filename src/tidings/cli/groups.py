@@ -13,9 +13,6 @@ from tidings.backends.base import Backend, GroupInfo
 from tidings.cli import render
 from tidings.cli.options import BrokerOpt, JsonOpt, connect, parse_when
 from tidings.cli.topics import require
-from tidings.instrumentation.lag import head_timestamps, lag_seconds
-from tidings.records import TopicPartition
-from tidings.runtime.status import read_snapshots
 
 groups_app = typer.Typer(
     name="groups", help="Consumer groups: members, lag, offset resets.", no_args_is_help=True
@@ -80,6 +77,11 @@ def describe_group(
 
 def describe(backend: Backend, info: GroupInfo) -> dict[str, Any]:
     """`group_json(info)` with lag in seconds and the status its workers report."""
+    # Imported here: the runtime is heavy, and `tidings --help` must stay quick.
+    from tidings.instrumentation.lag import head_timestamps, lag_seconds
+    from tidings.records import TopicPartition
+    from tidings.runtime.status import read_snapshots
+
     out = group_json(info)
     reported = reported_lag(read_snapshots(backend), info.group)
     stamps: dict[TopicPartition, float] = {}
