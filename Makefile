@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks.outbox
 	$(VENV)/bin/python -m benchmarks.workers
 	$(VENV)/bin/python -m benchmarks.exactly_once
+	$(VENV)/bin/python -m benchmarks.observability --broker kafka
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks

@@ -11,7 +11,7 @@ callbacks are invoked from inside `fetch` on that thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -192,8 +192,8 @@ class Backend(Protocol):
     def topics(self) -> list[TopicInfo]:
         """Describe every (non-internal) topic."""
 
-    def groups(self) -> list[GroupInfo]:
-        """Describe every consumer group with its lag."""
+    def groups(self, names: Collection[str] | None = None) -> list[GroupInfo]:
+        """Describe every consumer group (or only those in `names`) with its lag."""
 
     def reset_group(
         self, group: str, topic: str, to: str | float, *, dry_run: bool = False

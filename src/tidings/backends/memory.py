@@ -12,7 +12,7 @@ import heapq
 import itertools
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -241,10 +241,12 @@ class MemoryBackend:
                 for t in sorted(self._topics.values(), key=lambda t: t.spec.name)
             ]
 
-    def groups(self) -> list[GroupInfo]:
+    def groups(self, names: Collection[str] | None = None) -> list[GroupInfo]:
         with self._lock:
             out = []
             for name, g in sorted(self._groups.items()):
+                if names is not None and name not in names:
+                    continue
                 tps = set(g.committed)
                 for m in g.members.values():
                     tps.update(self._partitions_of(m.topics))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import time
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -43,17 +44,92 @@ def describe_group(
     broker: BrokerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show a group's committed offset, end offset, lag and owner for each partition."""
+    """Show a group's status and, per partition, committed and end offsets, lag in events
+    and seconds, status and owner.
+
+    The status (ok, lagging, stalled, stopped) is judged by the group's running workers over
+    a window of samples and read from their status reports; with none running it is not
+    known ("-"), and lag in seconds is read from the broker.
+    """
     with connect(broker, read_only=True) as backend:
         info = require_group(backend, group)
+        view = describe(backend, info)
     if as_json:
-        render.emit_json(group_json(info))
+        render.emit_json(view)
         return
+    seconds = view["lag_seconds"]
     render.table(
-        ["topic", "partition", "committed", "end", "lag", "member"],
-        ((p.topic, p.partition, p.committed, p.end, p.lag, p.member) for p in info.partitions),
-        title=f"{info.group}: {info.state}, {len(info.members)} member(s), lag {info.lag:,}",
-    )
+        ["topic", "partition", "committed", "end", "lag", "lag s", "status", "member"],
+        (
+            (
+                p["topic"], p["partition"], p["committed"], p["end"], p["lag"],
+                _secs(p["lag_seconds"]), p["status"] or "-", p["member"],
+            )
+            for p in view["partitions"]
+        ),
+        title=(
+            f"{info.group}: {view['status'] or 'status unknown (no running worker reports)'}"
+            f", {info.state}, {len(info.members)} member(s), lag {info.lag:,}"
+            f" ({_secs(seconds)} s)"
+        ),
+    )  # fmt: skip
+
+
+def describe(backend: Backend, info: GroupInfo) -> dict[str, Any]:
+    """`group_json(info)` with lag in seconds and the status its workers report."""
+    # Imported here: the runtime is heavy, and `tidings --help` must stay quick.
+    from tidings.instrumentation.lag import head_timestamps, lag_seconds
+    from tidings.records import TopicPartition
+    from tidings.runtime.status import read_snapshots
+
+    out = group_json(info)
+    reported = reported_lag(read_snapshots(backend), info.group)
+    stamps: dict[TopicPartition, float] = {}
+    if reported is None:
+        wanted = {
+            TopicPartition(p.topic, p.partition): p.committed or 0
+            for p in info.partitions
+            if p.lag > 0
+        }
+        stamps = head_timestamps(backend, wanted)
+    now = time.time()
+    for p, row in zip(info.partitions, out["partitions"], strict=True):
+        if reported is not None:
+            where = (p.topic, p.partition)
+            row["lag_seconds"], row["status"] = reported[1].get(where, (None, None))
+            continue
+        stamp = stamps.get(TopicPartition(p.topic, p.partition))
+        known = stamp is not None or p.lag <= 0
+        row["lag_seconds"] = (
+            round(lag_seconds(p.committed or 0, p.end, stamp, now), 3) if known else None
+        )
+        row["status"] = None
+    ages = [row["lag_seconds"] for row in out["partitions"] if row["lag"] > 0]
+    out["lag_seconds"] = None if None in ages else max(ages, default=0.0)
+    out["status"] = reported[0] if reported is not None else None
+    return out
+
+
+def reported_lag(
+    snapshots: list[dict[str, Any]], group: str
+) -> tuple[str, dict[tuple[str, int], tuple[float | None, str]]] | None:
+    """The newest status and per-partition (lag seconds, status) a live worker of `group`
+    reported, or None when none did."""
+    newest: dict[str, Any] | None = None
+    for snap in snapshots:
+        for g in snap.get("groups", ()):
+            if g.get("group") != group or "status" not in g:
+                continue
+            if newest is None or snap.get("time", 0) >= newest["time"]:
+                newest = {"time": snap.get("time", 0), **g}
+    if newest is None:
+        return None
+    parts = {(t, p): (secs, status) for t, p, _lag, secs, status in newest.get("partitions", ())}
+    return str(newest["status"]), parts
+
+
+def _secs(value: float | None) -> str:
+    return "?" if value is None else f"{value:,.1f}"
 
 
 @groups_app.command("reset")

@@ -223,6 +223,9 @@ class Monitor:
                 if committed < p.end:
                     wanted[(info.group, tp)] = committed
         stamps = self.heads.timestamps(wanted)
+        # Ages are taken from now on: a record published while the broker was read is
+        # younger than a time read before, and showed lag with 0.0 s (GroupEvaluator too).
+        now = time.time()
         groups: dict[str, GroupView] = {}
         seen: list[tuple[str, TopicPartition]] = []
         reported = sorted({g["group"] for w in workers for g in w.get("groups", ())})

@@ -9,7 +9,10 @@ the publishing thread (publishes), so they must be quick and thread-safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from tidings.instrumentation.lag import GroupReport
 
 
 class WorkerView(Protocol):
@@ -17,6 +20,8 @@ class WorkerView(Protocol):
 
     group: str
     error: BaseException | None
+    lag_report: GroupReport | None
+    """Lag and status from the latest sample (every status interval); None before one."""
 
     @property
     def joined(self) -> bool:
@@ -272,18 +277,18 @@ CATALOGUE: tuple[type[RuntimeEvent], ...] = (
 """Every event type, in the order the README lists them."""
 
 EMITTED_BY: dict[type[RuntimeEvent], str] = {
-    EventReceived: "tidings.runtime.route.Route._received",
-    EventHandled: "tidings.runtime.route.Route.handled",
-    EventFailed: "tidings.runtime.route.Route._settle",
-    RetryScheduled: "tidings.runtime.route.Route.retry_scheduled",
-    DeadLetterWritten: "tidings.runtime.route.Route._settle",
-    EventSkipped: "tidings.runtime.route.Route.skipped",
-    BatchHandled: "tidings.runtime.batching._handled",
+    EventReceived: "tidings.runtime.signals.Signals.received",
+    EventHandled: "tidings.runtime.signals.Signals.handled",
+    EventFailed: "tidings.runtime.signals.Signals.failed",
+    RetryScheduled: "tidings.runtime.signals.Signals.retry_scheduled",
+    DeadLetterWritten: "tidings.runtime.signals.Signals.dead_letter_written",
+    EventSkipped: "tidings.runtime.signals.Signals.skipped",
+    BatchHandled: "tidings.runtime.signals.Signals.batch_handled",
     PartitionsAssigned: "tidings.runtime.group_worker.GroupWorker.on_assigned",
     PartitionsRevoked: "tidings.runtime.group_worker.GroupWorker.on_revoked",
     OffsetsCommitted: "tidings.runtime.group_worker.GroupWorker._send_commit",
     DelayScheduled: "tidings.publisher.Publisher._published",
-    DelayReleased: "tidings.runtime.route.Route._received",
+    DelayReleased: "tidings.runtime.signals.Signals.received",
     EventPublished: "tidings.publisher.Publisher._published",
     ConsumerPaused: "tidings.runtime.group_worker.GroupWorker._apply_pauses",
     ConsumerResumed: "tidings.runtime.group_worker.GroupWorker._apply_pauses",

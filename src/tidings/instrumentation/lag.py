@@ -12,7 +12,8 @@ of observations rather than one number:
 - ``ok``: everything else.
 
 `LagMonitor` keeps the window per partition (the dashboard feeds it every few seconds);
-`head_timestamps` reads the record timestamps lag in seconds needs.
+`head_timestamps` reads the record timestamps lag in seconds needs; `GroupEvaluator` does
+both for the groups of a worker process (metrics, status snapshots, `groups describe`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tidings.backends.base import Backend
+from tidings.backends.base import Backend, GroupInfo
 from tidings.records import TopicPartition
 
 
@@ -82,18 +83,22 @@ def evaluate(window: Iterable[Observation], *, stopped: bool = False) -> Status:
 
 
 class LagMonitor:
-    """Keeps the last `window` seconds of observations per (group, partition).
+    """Keeps the last `window` seconds of observations per (group, partition), or with
+    `keep`, the last `keep` observations (a window of samples, as Burrow's of commits).
 
     Thread-safety: call from one thread (the dashboard's sampler).
     """
 
-    def __init__(self, window: float = 60.0) -> None:
+    def __init__(self, window: float = 60.0, *, keep: int | None = None) -> None:
         self.window = window
+        self.keep = keep
         self._obs: dict[tuple[str, TopicPartition], deque[Observation]] = {}
 
     def observe(self, group: str, tp: TopicPartition, committed: int, end: int, at: float) -> None:
         """Record one observation (older ones than the window are dropped)."""
-        q = self._obs.setdefault((group, tp), deque())
+        q = self._obs.get((group, tp))
+        if q is None:
+            q = self._obs[(group, tp)] = deque(maxlen=self.keep)
         q.append(Observation(at, committed, end))
         while len(q) > 2 and at - q[1].at >= self.window:
             q.popleft()
@@ -189,3 +194,109 @@ def head_timestamps(
     finally:
         handle.close()
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionReport:
+    """One partition of a group as a sample saw it."""
+
+    topic: str
+    partition: int
+    committed: int | None
+    end: int
+    lag: int
+    lag_seconds: float | None
+    """None while lag > 0 but the record at the committed offset could not be read."""
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReport:
+    """A group's lag and status, evaluated over the window of samples up to `at`."""
+
+    group: str
+    status: Status
+    partitions: tuple[PartitionReport, ...]
+    at: float
+
+    @property
+    def lag(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    @property
+    def lag_seconds(self) -> float | None:
+        """The oldest unhandled event's age over all partitions (None: unknown)."""
+        known = [p.lag_seconds for p in self.partitions if p.lag]
+        if any(s is None for s in known):
+            return None
+        return max((s for s in known if s is not None), default=0.0)
+
+
+class GroupEvaluator:
+    """Samples groups and judges each over its last `samples` samples, in a worker process.
+
+    `sample` is called every few seconds from one thread (the status reporter). Lag in
+    seconds reads the record at each committed offset: from `known` (the oldest record
+    a worker has in flight, when that is the one) or else from the broker (`HeadClock`).
+    """
+
+    def __init__(
+        self, backend: Backend, *, samples: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.monitor = LagMonitor(float("inf"), keep=max(samples, MIN_OBSERVATIONS))
+        self.heads = HeadClock(backend)
+        self.clock = clock
+
+    def sample(
+        self,
+        infos: Iterable[GroupInfo],
+        *,
+        stopped: Mapping[str, set[TopicPartition]],
+        known: Mapping[TopicPartition, tuple[int, float]],
+    ) -> dict[str, GroupReport]:
+        """Observe each group in `infos` once; return its report.
+
+        `stopped[group]` are partitions stopped on purpose; `known[tp]` the (offset,
+        timestamp) of a record this process holds (read from the broker otherwise).
+        """
+        infos = list(infos)
+        wanted: dict[tuple[str, TopicPartition], int] = {}
+        stamps: dict[tuple[str, TopicPartition], float] = {}
+        for info in infos:
+            for p in info.partitions:
+                tp = TopicPartition(p.topic, p.partition)
+                committed = p.committed or 0
+                if committed >= p.end:
+                    continue
+                held = known.get(tp)
+                if held is not None and held[0] == committed:
+                    stamps[(info.group, tp)] = held[1]
+                else:
+                    wanted[(info.group, tp)] = committed
+        stamps.update(self.heads.timestamps(wanted))
+        # Read the time only now: a record published while the heads were read is younger
+        # than a time taken before, and would show lag with an age of 0.
+        now = self.clock()
+        reports: dict[str, GroupReport] = {}
+        seen: list[tuple[str, TopicPartition]] = []
+        for info in infos:
+            parts: list[PartitionReport] = []
+            for p in info.partitions:
+                tp = TopicPartition(p.topic, p.partition)
+                committed = p.committed or 0
+                self.monitor.observe(info.group, tp, committed, p.end, now)
+                seen.append((info.group, tp))
+                stamp = stamps.get((info.group, tp))
+                lag = max(0, p.end - committed)
+                age = None if lag and stamp is None else lag_seconds(committed, p.end, stamp, now)
+                status = self.monitor.status(
+                    info.group, tp, stopped=tp in stopped.get(info.group, ())
+                )
+                parts.append(
+                    PartitionReport(p.topic, p.partition, p.committed, p.end, lag, age, status)
+                )
+            reports[info.group] = GroupReport(
+                info.group, worst(p.status for p in parts), tuple(parts), now
+            )
+        self.monitor.forget(seen)
+        return reports

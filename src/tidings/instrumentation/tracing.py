@@ -75,9 +75,23 @@ def sent(span: Any, event_id: str, partition: int, offset: int) -> None:
         span.set_attribute("messaging.kafka.offset", offset)
 
 
-def _context(record: Record) -> Any:
-    from opentelemetry import propagate
+_api: tuple[Any, Any] | None = None
 
+
+def _otel() -> tuple[Any, Any]:
+    """`opentelemetry.propagate` and SpanKind.CONSUMER, imported once (only when tracing;
+    an import statement per event costs about a microsecond)."""
+    global _api
+    if _api is None:
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind
+
+        _api = (propagate, SpanKind.CONSUMER)
+    return _api
+
+
+def _context(record: Record) -> Any:
+    """The trace context the record's headers carry (None when they carry none)."""
     carrier = {}
     for name, value in record.headers:
         if name in CARRIED:
@@ -85,7 +99,9 @@ def _context(record: Record) -> Any:
                 carrier[name] = value.decode()
             except UnicodeDecodeError:
                 continue
-    return propagate.extract(carrier)
+    if not carrier:  # published without tracing: no parent, and no propagator to run
+        return None
+    return _otel()[0].extract(carrier)
 
 
 def _attributes(topic: str, group: str) -> dict[str, Any]:
@@ -98,23 +114,23 @@ def _attributes(topic: str, group: str) -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> Iterator[Any]:
-    """A CONSUMER span around one handler call, child of the record's producer span."""
-    from opentelemetry.trace import SpanKind
+def consumer_span(tr: Any, record: Record, group: str, event_id: str | None) -> Any:
+    """A CONSUMER span around one handler call, child of the record's producer span.
 
+    Returns the tracer's own context manager (no generator of ours around it: this runs
+    per event). An exception raised inside is recorded on the span and re-raised.
+    """
     attributes = _attributes(record.topic, group)
     attributes["messaging.destination.partition.id"] = str(record.partition)
     attributes["messaging.kafka.offset"] = record.offset
     if event_id:
         attributes["messaging.message.id"] = event_id
-    with tr.start_as_current_span(
+    return tr.start_as_current_span(
         f"process {record.topic}",
         context=_context(record),
-        kind=SpanKind.CONSUMER,
+        kind=_otel()[1],
         attributes=attributes,
-    ) as span:
-        yield span
+    )
 
 
 @contextlib.contextmanager
@@ -125,7 +141,10 @@ def batch_span(tr: Any, records: Sequence[Record], topic: str, group: str) -> It
 
     links = []
     for record in records:
-        ctx = trace.get_current_span(_context(record)).get_span_context()
+        carried = _context(record)
+        if carried is None:
+            continue
+        ctx = trace.get_current_span(carried).get_span_context()
         if ctx.is_valid:
             links.append(Link(ctx))
     attributes = _attributes(topic, group)

@@ -30,11 +30,14 @@ from tidings.instrumentation.catalogue import (
     WorkerStopping,
 )
 from tidings.instrumentation.dispatch import Listeners
+from tidings.instrumentation.lag import GroupReport
 from tidings.records import OutgoingRecord, Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
 from tidings.runtime.exactly_once import Transactions
-from tidings.runtime.route import Cancellable, Route, _where
+from tidings.runtime.owner import Cancellable
+from tidings.runtime.owner import where as _where
+from tidings.runtime.route import Route
 from tidings.runtime.spec import ConsumerSpec
 from tidings.runtime.stats import ConsumerStats
 
@@ -104,6 +107,8 @@ class GroupWorker:
         self._handle: ConsumerHandle | None = None
         self.transactions = Transactions(self) if any(s.exactly_once for s in self.specs) else None
         """exactly_once groups: outputs staged for, and committed with, their offsets."""
+        self.lag_report: GroupReport | None = None
+        """The group's lag and status from the latest sample (runtime/status.py)."""
 
     # -- lifecycle (event loop thread) ---------------------------------------------------
 
@@ -164,6 +169,11 @@ class GroupWorker:
         snap["assigned"] = sorted(self._assigned)
         return snap
 
+    @property
+    def assigned(self) -> list[TopicPartition]:
+        """The partitions assigned to this process now."""
+        return sorted(self._assigned)
+
     def stopped(self) -> dict[TopicPartition, str]:
         """Return the partitions stopped on purpose (a failure without dead letters), why."""
         with self._stop_lock:
@@ -208,7 +218,7 @@ class GroupWorker:
             return cached[1]
         lag: dict[tuple[str, int], int] = {}
         try:
-            for info in self.backend.groups():
+            for info in self.backend.groups([self.group]):
                 if info.group == self.group:
                     lag = {(p.topic, p.partition): p.lag for p in info.partitions}
         except Exception as exc:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tidings.records import Start
+from tidings.runtime.failures import FailureStrategy
 from tidings.runtime.handlers import HandlerInfo
 from tidings.runtime.policies import Batch, Retry
 
@@ -25,6 +26,12 @@ class ConsumerSpec:
     start: Start
     exactly_once: bool = False
     """Outputs, dead letters and retries are written with the offset commit, atomically."""
+    failures: FailureStrategy = field(init=False, repr=False, compare=False)
+    """Chosen here, at registration, from `retry` and `dead_letter` (runtime/failures.py)."""
+
+    def __post_init__(self) -> None:
+        strategy = FailureStrategy(self.retry, dead_letter=self.dead_letter)
+        object.__setattr__(self, "failures", strategy)
 
     @property
     def name(self) -> str:

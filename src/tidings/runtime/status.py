@@ -26,7 +26,8 @@ from datetime import timedelta
 from typing import Any
 
 from tidings.backends.base import Backend, ConsumerHandle
-from tidings.records import OutgoingRecord, TopicSpec
+from tidings.instrumentation.lag import GroupEvaluator, GroupReport, Status
+from tidings.records import OutgoingRecord, TopicPartition, TopicSpec
 from tidings.runtime.control import CONTROL_SPEC, CONTROL_TOPIC, read_control
 from tidings.runtime.group_worker import GroupWorker
 
@@ -45,6 +46,9 @@ DEFAULT_INTERVAL = 5.0
 SCHEMA = 1
 CONTROL_WAIT = 0.2
 """Seconds the status thread waits for pause/resume requests before each snapshot."""
+WINDOW_SAMPLES = 6
+"""A group's status is judged over its last this many samples, one per status interval
+(about 30 s at the default 5 s)."""
 MAX_RUNNING = 20
 """In-flight events listed per group in a snapshot (the oldest first)."""
 
@@ -97,7 +101,27 @@ def group_status(worker: GroupWorker, now: float) -> dict[str, Any]:
         "dead_lettered": stats["dead_lettered"],
         "oldest": running[0] if running else None,
         "in_flight_events": running,
+        **lag_status(worker.lag_report),
     }
+
+
+def lag_status(report: GroupReport | None) -> dict[str, Any]:
+    """The snapshot fields of a group's lag report (none before the first sample)."""
+    if report is None:
+        return {}
+    return {
+        "status": report.status.value,
+        "lag": report.lag,
+        "lag_seconds": _rounded(report.lag_seconds),
+        "partitions": [
+            [p.topic, p.partition, p.lag, _rounded(p.lag_seconds), p.status.value]
+            for p in report.partitions
+        ],
+    }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
 
 
 class StatusReporter:
@@ -127,6 +151,25 @@ class StatusReporter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self.lag = GroupEvaluator(backend, samples=WINDOW_SAMPLES)
+
+    def sample_lag(self) -> None:
+        """Sample every group's lag and judge its status (`GroupWorker.lag_report`)."""
+        try:
+            by_group = {w.group: w for w in self._workers}
+            infos = [g for g in self.backend.groups(list(by_group)) if g.group in by_group]
+            stopped: dict[str, set[TopicPartition]] = {}
+            known: dict[TopicPartition, tuple[int, float]] = {}
+            for w in self._workers:
+                stopped[w.group] = set(w.stopped()) | (set(w.assigned) if w.held else set())
+                for part, rec, _ in w.tracker.heads():
+                    known[part.tp] = (rec.offset, rec.timestamp)
+            reports = self.lag.sample(infos, stopped=stopped, known=known)
+        except Exception as exc:
+            log.warning("could not sample consumer lag: %r", exc)
+            return
+        for group, worker in by_group.items():
+            worker.lag_report = reports.get(group) or GroupReport(group, Status.OK, (), 0.0)
 
     def snapshot(self, state: str = "running") -> dict[str, Any]:
         """Build the snapshot of this runner now."""
@@ -163,6 +206,7 @@ class StatusReporter:
     def start(self, workers: Sequence[GroupWorker]) -> None:
         """Declare the status topics, publish a first snapshot and keep publishing."""
         self._workers = list(workers)
+        self.sample_lag()
         try:
             self.backend.ensure_topics([STATUS_SPEC, CONTROL_SPEC])
             control = self.backend.open_consumer(
@@ -193,6 +237,7 @@ class StatusReporter:
                 self._follow(control)
                 if self._stop.wait(self.interval):
                     return
+                self.sample_lag()
                 self.publish()
         finally:
             control.close()
@@ -238,3 +283,45 @@ def alive(snapshot: dict[str, Any], now: float) -> bool:
         return False
     at = snapshot.get("time")
     return isinstance(at, int | float) and now - at <= stale_after(snapshot)
+
+
+def read_snapshots(backend: Backend, *, timeout: float = 3.0) -> list[dict[str, Any]]:
+    """Read `tidings.status` once: the newest snapshot of each worker alive now.
+
+    For one-shot readers (`tidings groups describe`); the dashboard follows the topic
+    instead. Reads until the topic is drained or `timeout` seconds passed; [] when no
+    worker ever reported (the topic is missing).
+    """
+    try:
+        handle = backend.open_consumer(None, [STATUS_TOPIC], start="earliest", listener=None)
+    except Exception:
+        return []
+    latest: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    got = False
+    try:
+        while time.monotonic() < deadline:
+            records = handle.fetch(500, 0.2)
+            for record in records:
+                snap = parse(record.value)
+                worker = record.key.decode("utf-8", "replace") if record.key else None
+                if snap is None:
+                    latest.pop(worker or "", None)
+                elif _newer(snap, latest.get(snap["worker"])):
+                    latest[snap["worker"]] = snap
+            got = got or bool(records)
+            if got and not records:
+                break
+    except Exception as exc:
+        log.debug("reading %s failed: %r", STATUS_TOPIC, exc)
+    finally:
+        handle.close()
+    now = time.time()
+    return sorted((s for s in latest.values() if alive(s, now)), key=lambda s: s["worker"])
+
+
+def _newer(snap: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    if old is None:
+        return True
+    at, before = snap.get("time"), old.get("time")
+    return not isinstance(before, int | float) or (isinstance(at, int | float) and at >= before)

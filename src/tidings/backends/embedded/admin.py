@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Collection
 
 from tidings.backends.base import GroupInfo, PartitionLag, TopicInfo
 from tidings.backends.embedded.delays import Delays
@@ -35,8 +36,11 @@ def describe_topics(conn: sqlite3.Connection, log: Log) -> list[TopicInfo]:
     return out
 
 
-def describe_groups(conn: sqlite3.Connection, log: Log, now: float) -> list[GroupInfo]:
-    """Describe every group: live members, and committed/end/owner per known partition.
+def describe_groups(
+    conn: sqlite3.Connection, log: Log, now: float, only: Collection[str] | None = None
+) -> list[GroupInfo]:
+    """Describe every group (or those in `only`): live members, and committed/end/owner per
+    known partition.
 
     A group's partitions are those it committed plus those its members subscribe to.
     Members whose session ran out are not listed (the next heartbeat deletes them).
@@ -45,6 +49,8 @@ def describe_groups(conn: sqlite3.Connection, log: Log, now: float) -> list[Grou
         {n for (n,) in conn.execute("SELECT name FROM groups")}
         | {n for (n,) in conn.execute("SELECT DISTINCT grp FROM offsets")}
     )
+    if only is not None:
+        names = [n for n in names if n in only]
     ends: dict[TopicPartition, int] = {}
     metas: dict[str, TopicMeta] = {}
     for meta in log.all(conn):

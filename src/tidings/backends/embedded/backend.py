@@ -6,7 +6,7 @@ import logging
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -381,10 +381,11 @@ class EmbeddedBackend:
         with self.store.pooled() as conn, self.store.snapshot(conn):
             return admin.describe_topics(conn, self.log)
 
-    def groups(self) -> list[GroupInfo]:
-        """Describe every group: live members, committed/end/owner per partition."""
+    def groups(self, names: Collection[str] | None = None) -> list[GroupInfo]:
+        """Describe every group (or those in `names`): live members, committed/end/owner
+        per partition."""
         with self.store.pooled() as conn, self.store.snapshot(conn):
-            return admin.describe_groups(conn, self.log, self.clock.time())
+            return admin.describe_groups(conn, self.log, self.clock.time(), names)
 
     def reset_group(
         self, group: str, topic: str, to: str | float, *, dry_run: bool = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import replace
 
 from tidings.backends.base import ConsumerHandle, GroupInfo, RebalanceListener, TopicInfo
@@ -161,8 +161,8 @@ class KafkaBackend:
             for i in infos
         ]
 
-    def groups(self) -> list[GroupInfo]:
-        return kafka_groups.groups(self._admin)
+    def groups(self, names: Collection[str] | None = None) -> list[GroupInfo]:
+        return kafka_groups.groups(self._admin, names)
 
     def reset_group(
         self, group: str, topic: str, to: str | float, *, dry_run: bool = False

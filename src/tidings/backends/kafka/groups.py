@@ -5,6 +5,7 @@ Bounded like every admin call by the backend's `connect_timeout` (see `KafkaAdmi
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions
@@ -52,12 +53,17 @@ def committed_many(admin: KafkaAdmin, ids: list[str]) -> dict[str, dict[TopicPar
     return out
 
 
-def groups(admin: KafkaAdmin) -> list[GroupInfo]:
+def groups(admin: KafkaAdmin, names: Collection[str] | None = None) -> list[GroupInfo]:
+    """Describe every group (or those in `names`: only they are described and have their
+    offsets read, so a worker asking for its own pays nothing for the others)."""
     admin.metadata()
     timeout = admin.settings.connect_timeout
     listing = admin.wait(admin.client.list_consumer_groups(request_timeout=timeout), "list groups")
     ids = sorted(
-        g.group_id for g in listing.valid if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
+        g.group_id
+        for g in listing.valid
+        if not g.group_id.startswith(INTERNAL_GROUP_PREFIX)
+        and (names is None or g.group_id in names)
     )
     described = describe_groups(admin, ids)
     offsets_of = committed_many(admin, ids)
