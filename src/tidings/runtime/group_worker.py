@@ -1,4 +1,4 @@
-"""One group's membership in this process: the poll thread, commits, backpressure.
+"""One group's membership in this process: the poll thread and commits (flow control: flow.py).
 
 The poll thread owns the backend's ConsumerHandle: it fetches, commits, pauses and resumes,
 and runs rebalance callbacks. Records go to the event loop in whole fetched batches, where
@@ -21,8 +21,6 @@ from tidings.backends.base import Backend, ConsumerHandle
 from tidings.clock import Clock
 from tidings.exceptions import ConsumerFailed, TidingsError
 from tidings.instrumentation.catalogue import (
-    ConsumerPaused,
-    ConsumerResumed,
     OffsetsCommitted,
     PartitionsAssigned,
     PartitionsRevoked,
@@ -35,6 +33,7 @@ from tidings.records import OutgoingRecord, Record, TopicPartition
 from tidings.runtime.commit_tracker import CommitTracker, Run
 from tidings.runtime.dead_letters import dead_letter, dlq_topic, retry_record, retry_topic
 from tidings.runtime.exactly_once import Transactions
+from tidings.runtime.flow import FlowControl
 from tidings.runtime.owner import Cancellable
 from tidings.runtime.owner import where as _where
 from tidings.runtime.route import Route
@@ -53,8 +52,6 @@ class GroupWorker:
     """Fetch wait while nothing is in flight: an idle worker wakes 4 times a second, not 20
     (a fetch returns as soon as records arrive; a stop waits up to this long for it)."""
     commit_interval = 0.1
-    max_in_flight = 10_000
-    max_in_flight_per_partition = 2_000
     revoke_grace = 5.0
     recommit_interval = 2.0
     ready_without_partitions = 30.0
@@ -79,9 +76,6 @@ class GroupWorker:
         self._last_turn: float | None = None
         self._opened: float | None = None
         self._lag: tuple[float, dict[tuple[str, int], int]] | None = None
-        self.max_in_flight = max_in_flight
-        self.max_in_flight_bytes = max_in_flight_bytes
-        self.max_in_flight_per_partition = max(100, max_in_flight // 4)
         self.backend = backend
         self.group = group
         self.specs = list(specs)
@@ -90,6 +84,13 @@ class GroupWorker:
         self.member_id = member_id
         self.start_from = self.specs[0].start
         self.tracker = CommitTracker()
+        self.flow = FlowControl(
+            group,
+            self.tracker,
+            self.listeners,
+            max_in_flight=max_in_flight,
+            max_in_flight_bytes=max_in_flight_bytes,
+        )
         self.routes: dict[str, Route] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -97,9 +98,6 @@ class GroupWorker:
         self._closed = threading.Event()
         self._abort = False
         self._stopped: dict[TopicPartition, str] = {}
-        self._bp_paused: set[TopicPartition] = set()
-        self._global_pause = False
-        self._held = False
         self._stop_lock = threading.Lock()
         self._assigned: set[TopicPartition] = set()
         self._positions: dict[TopicPartition, int] = {}
@@ -181,18 +179,16 @@ class GroupWorker:
 
     def hold(self, paused: bool) -> None:
         """Pause (or resume) fetching every partition; running handlers carry on."""
-        if paused != self._held:
-            log.warning("group %s: %s on request", self.group, "paused" if paused else "resumed")
-        self._held = paused
+        self.flow.hold(paused)
 
     @property
     def held(self) -> bool:
         """Whether fetching is paused on request (`hold`)."""
-        return self._held
+        return self.flow.held
 
     def backpressure(self) -> tuple[bool, list[TopicPartition]]:
         """Return whether fetching is paused group-wide, and the partitions paused now."""
-        return self._global_pause, sorted(self._bp_paused)
+        return self.flow.global_pause, sorted(self.flow.paused)
 
     # -- WorkerView (health, read from any thread) ------------------------------------------
 
@@ -375,7 +371,7 @@ class GroupWorker:
             except Exception as exc:
                 log.warning("group %s: commit on revocation failed: %r", self.group, exc)
         self._assigned.difference_update(partitions)
-        self._bp_paused.difference_update(partitions)
+        self.flow.paused.difference_update(partitions)
         with self._stop_lock:
             for tp in partitions:
                 self._stopped.pop(tp, None)
@@ -412,7 +408,9 @@ class GroupWorker:
         next_full = self.clock.monotonic() + self.recommit_interval
         while not self._stop_fetching.is_set():
             self._last_turn = time.monotonic()
-            self._apply_pauses(handle)
+            with self._stop_lock:
+                stopped = list(self._stopped)
+            self.flow.apply(handle, self._assigned, stopped)
             if self.clock.monotonic() >= next_commit:
                 full = self.clock.monotonic() >= next_full
                 if full:
@@ -499,36 +497,6 @@ class GroupWorker:
         if self.listeners.active:
             done = tuple((tp.topic, tp.partition, o) for tp, o in offsets.items())
             self.listeners.emit(OffsetsCommitted(self.group, done, sync))
-
-    def _apply_pauses(self, handle: ConsumerHandle) -> None:
-        """Pause partitions with too much in flight (or stopped); resume them when drained."""
-        counts = self.tracker.in_flight_by_partition()
-        total = sum(counts.values())
-        with self._stop_lock:
-            want: set[TopicPartition] = set(self._stopped)
-        cap = self.max_in_flight_per_partition
-        for tp in self._assigned:
-            n = counts.get(tp, 0)
-            if n >= cap or (tp in self._bp_paused and n > cap // 2):
-                want.add(tp)
-        limit, nbytes = self.max_in_flight, self.tracker.in_flight_bytes()
-        byte_limit = self.max_in_flight_bytes
-        over = total >= limit or nbytes >= byte_limit
-        still = total > limit // 2 or nbytes > byte_limit // 2
-        self._global_pause = over or (self._global_pause and still)
-        if self._global_pause or self._held:
-            want |= self._assigned
-        pause = sorted(want - self._bp_paused)
-        resume = sorted(self._bp_paused - want)
-        if pause:
-            handle.pause(pause)
-            if self.listeners.active:
-                self.listeners.emit(ConsumerPaused(self.group, _pairs(pause)))
-        if resume:
-            handle.resume(resume)
-            if self.listeners.active:
-                self.listeners.emit(ConsumerResumed(self.group, _pairs(resume)))
-        self._bp_paused = want & self._assigned
 
     def _dispatch(self, runs: list[Run]) -> None:
         """Hand each fetched run to its topic's route (on the event loop thread)."""
