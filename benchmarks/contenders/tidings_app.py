@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from benchmarks import measure, worker
+from benchmarks.contenders.tidings_run import consume_run, idle
 from benchmarks.workload import AccountEvent, Job, filler, one_event, tidings_events
 from tidings import App, Context
 
@@ -38,16 +39,18 @@ def publish(
         app.publish_many(topic, items[i : min(i + chunk, job.warmup)])
     measured = items[job.warmup :]
     with timed():
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for i in range(0, len(measured), chunk):
             app.publish_many(topic, measured[i : i + chunk])
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     app.close()
     size = sum(len(e.model_dump_json()) for _, e in measured[:1000]) / min(1000, len(measured))
     return {
+        "events": job.events,
         "events_per_s": job.events / dt,
         "mb_per_s": job.events * size / dt / 1e6,
         "seconds": dt,
+        "cpu_window_s": cpu,
     }
 
 
@@ -172,6 +175,8 @@ SCENARIOS = {
     "publish": publish,
     "publish_single": publish_single,
     "consume": consume,
+    "consume_run": consume_run,
+    "idle": idle,
     "latency_consume": latency_consume,
     "latency_produce": latency_produce,
     "delay_consume": delay_consume,
