@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--only", default="")
     p.add_argument("--embedded", action="store_true")
+    p.add_argument(
+        "--vs-src",
+        metavar="DIR",
+        help="also run each consumer with tidings imported from DIR (e.g. `git worktree add "
+        "/tmp/before HEAD~1` then /tmp/before/src), interleaved: a before/after pair per rep",
+    )
     a = p.parse_args(argv)
     table = EMBEDDED if a.embedded else KAFKA
     names = [n for n in a.only.split(",") if n] or list(table)
@@ -65,15 +71,22 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in pub:
             print(pub, file=sys.stderr)
             return 1
-        rows: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        variants = [(n, None) for n in names]
+        if a.vs_src:
+            variants += [(f"{n}@vs", a.vs_src) for n in names]
+        rows: dict[str, list[dict[str, Any]]] = {n: [] for n, _ in variants}
         for rep in range(a.reps):
-            order = names[rep % len(names) :] + names[: rep % len(names)]
-            for name in order:
-                contender, scenario = table[name]
+            order = variants[rep % len(variants) :] + variants[: rep % len(variants)]
+            for name, src in order:
+                contender, scenario = table[name.removesuffix("@vs")]
                 job = replace(
                     base, contender=contender, scenario=scenario, group=f"g-{uuid.uuid4().hex}"
                 )
+                procs.ENV.pop("PYTHONPATH", None)
+                if src is not None:
+                    procs.ENV["PYTHONPATH"] = src
                 res = procs.run(job)
+                procs.ENV.pop("PYTHONPATH", None)
                 if "error" in res:
                     print(f"{name}: {res['error']} {res.get('stderr', '')[-800:]}", file=sys.stderr)
                     continue

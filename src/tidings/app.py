@@ -470,6 +470,7 @@ class App:
         left, without waiting for running handlers (their events are redelivered later).
         """
         runner = self.runner(groups)
+        runner.tune_heap = True  # this process serves until it exits
 
         async def main() -> None:
             runner.install_signal_handlers()

@@ -1,4 +1,4 @@
-"""Pausing the cyclic garbage collector around the handling of large batches."""
+"""The cyclic garbage collector: paused around large batches, tuned while serving."""
 
 from __future__ import annotations
 
@@ -57,6 +57,37 @@ def gc_paused(size: int) -> Iterator[None]:
                 young = True
         if young:
             gc.collect(1)
+
+
+SERVING_YOUNG_THRESHOLD = 10_000
+"""The youngest generation's threshold while `App.run` serves (CPython's default is 700)."""
+
+
+@contextmanager
+def serving_heap() -> Iterator[None]:
+    """Tune the collector for a process that serves consumers, once it has started.
+
+    Every event allocates a few tracked objects (its record, headers, delivery, event and
+    handler coroutine) that live until it is handled: thousands are in flight at once.
+    With the defaults they trigger a young collection every 700 allocations and, through
+    promotions, full collections that walk the whole heap, most of it the modules and
+    schemas imported at startup (measured on `tidings run` consuming 200,000 events from
+    Kafka: 0.5-0.7 s of CPU in the collector, 2.3-3.4 µs per event). So: collect once,
+    freeze what survives (`gc.freeze`: the startup heap is never walked again) and raise
+    the young threshold to `SERVING_YOUNG_THRESHOLD`, so most events die before a
+    collection sees them (measured: 0.1-0.3 s). Cycles are still collected. Leaving the
+    block unfreezes and restores the thresholds, so a process that serves again, or does
+    other work after, collects as before.
+    """
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(max(before[0], SERVING_YOUNG_THRESHOLD), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def _after_fork_in_child() -> None:
