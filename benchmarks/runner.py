@@ -286,15 +286,16 @@ class Runner:
         self._prepare(c, job)
         results: dict[str, Any] = {}
         scenarios = (
-            "tidings_kafka_publish_cpu",
-            "tidings_kafka_consume",
-            "tidings_kafka_consume_cpu",
+            ("benchmarks.profiling", "tidings_kafka_publish_cpu"),
+            ("benchmarks.profiling", "tidings_kafka_consume"),
+            ("benchmarks.profiling", "tidings_kafka_consume_cpu"),
+            ("tidings_kafka", "profile_run"),  # `tidings run` under py-spy
         )
         try:
-            for scenario in scenarios:
+            for contender, scenario in scenarios:
                 prof = replace(
                     job,
-                    contender="benchmarks.profiling",
+                    contender=contender,
                     scenario=scenario,
                     group=f"{job.group}-{scenario}",
                     extra={"out": str(out_dir)},

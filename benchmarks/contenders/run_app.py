@@ -10,6 +10,7 @@ sends itself SIGTERM, so `tidings run` stops the way it stops in production.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -29,12 +30,28 @@ topic = app.topic(TOPIC, partitions=int(os.environ.get("BENCH_PARTITIONS", "6"))
 
 
 class Meter:
-    """Counts handled events; marks wall and CPU time at the first, warm-up and last."""
+    """Counts handled events; marks wall and CPU time at the first, warm-up and last.
+
+    It also times the garbage collector (`gc.callbacks`, CPU of the collecting thread), so
+    the figures say how much of the CPU per event is collection.
+    """
 
     def __init__(self) -> None:
         self.count = 0
         self.first = 0.0
         self.marks: list[tuple[float, float]] = []  # (perf_counter, process_time)
+        self.gc_s = 0.0
+        self.gc_runs = [0, 0, 0]
+        self._gc_at = 0.0
+        self._gc_mark = 0.0
+        self._runs_mark = [0, 0, 0]
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_at = time.thread_time()
+        else:
+            self.gc_s += time.thread_time() - self._gc_at
+            self.gc_runs[info["generation"]] += 1
 
     def tick(self) -> None:
         self.count += 1
@@ -43,6 +60,9 @@ class Meter:
             self.first = time.time()
         if n in (WARMUP, TOTAL):
             self.marks.append((time.perf_counter(), time.process_time()))
+            if n == WARMUP:
+                self._gc_mark = self.gc_s
+                self._runs_mark = list(self.gc_runs)
             if n == TOTAL:
                 self.done()
 
@@ -54,6 +74,10 @@ class Meter:
             "seconds": w1 - w0,
             "events_per_s": measured / (w1 - w0) if w1 > w0 else 0.0,
             "cpu_window_s": c1 - c0,
+            "gc_window_s": self.gc_s - self._gc_mark,
+            "gc_window_collections": [
+                a - b for a, b in zip(self.gc_runs, self._runs_mark, strict=True)
+            ],
             "first_event_at": self.first,
             "cpu_total_s": time.process_time(),
             "rss_mb": _peak_rss_mb(),
@@ -75,6 +99,7 @@ def _peak_rss_mb() -> float:
 
 
 meter = Meter()
+gc.callbacks.append(meter.on_gc)
 if WARMUP == 0:
     meter.marks.append((time.perf_counter(), time.process_time()))
 

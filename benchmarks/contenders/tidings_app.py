@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from benchmarks import measure, worker
-from benchmarks.contenders.tidings_run import consume_run, idle
+from benchmarks.contenders.tidings_run import consume_run, idle, profile_run
 from benchmarks.workload import AccountEvent, Job, filler, one_event, tidings_events
 from tidings import App, Context
 
@@ -177,6 +177,7 @@ SCENARIOS = {
     "consume": consume,
     "consume_run": consume_run,
     "idle": idle,
+    "profile_run": profile_run,
     "latency_consume": latency_consume,
     "latency_produce": latency_produce,
     "delay_consume": delay_consume,

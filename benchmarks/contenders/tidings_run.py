@@ -5,6 +5,7 @@ its own at the default settings (the app is in `run_app`).
   the measured window (read inside the process, like every other contender's), the whole
   process's CPU from `wait4`, peak RSS, and the time from starting the command to its first
   handled event (import, connect, join, first fetch).
+- `profile_run`: `consume_run` under py-spy, summarized into a text file.
 - `idle`: a worker on an empty topic, its CPU over `job.extra["seconds"]` (default 30)
   once it has joined, from ``/proc/<pid>/stat`` (utime + stime), with each thread's share
   (``/proc/<pid>/task/*/stat``; librdkafka names its threads ``rdk:*``).
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,14 +41,16 @@ def tidings_argv() -> list[str]:
     return [sys.executable, "-m", "tidings.cli"]
 
 
-def _start(url: str, env: dict[str, str], stderr: Any) -> subprocess.Popen[bytes]:
-    argv = [*tidings_argv(), "run", APP, "--broker", url]
+def _start(
+    url: str, env: dict[str, str], stderr: Any, prefix: list[str] | None = None
+) -> subprocess.Popen[bytes]:
+    argv = [*(prefix or []), *tidings_argv(), "run", APP, "--broker", url]
     return subprocess.Popen(
         argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=stderr
     )
 
 
-def consume_run(url: str, job: Job) -> dict[str, Any]:
+def consume_run(url: str, job: Job, prefix: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="tidings-run-") as tmp:
         out = Path(tmp) / "figures.json"
         err = Path(tmp) / "stderr.txt"
@@ -59,7 +64,7 @@ def consume_run(url: str, job: Job) -> dict[str, Any]:
         }
         started = time.time()
         with err.open("w") as stderr:
-            proc = _start(url, env, stderr)
+            proc = _start(url, env, stderr, prefix)
             status, usage = _reap(proc.pid, job.timeout)
         if not out.exists():
             tail = err.read_text()[-1500:]
@@ -150,3 +155,91 @@ def _reap(pid: int, timeout: float) -> tuple[int, Any]:
             _, status, usage = os.wait4(pid, 0)
             return status, usage
         time.sleep(0.02)
+
+
+def profile_run(url: str, job: Job) -> dict[str, Any]:
+    """`consume_run` under py-spy (sampling, only samples holding the GIL: Python CPU).
+
+    Writes ``profile-tidings-run-<backend>.txt`` to ``job.extra["out"]``: each thread's
+    share of the samples and the functions they were in (own samples, and including
+    callees), so where `tidings run` spends its Python CPU per event can be read without a
+    profiler's overhead distorting it much (py-spy samples from outside the process).
+    """
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        return {"error": "py-spy is not installed (pip install py-spy)"}
+    out_dir = Path(job.extra["out"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backend = url.split(":", 1)[0]
+    with tempfile.TemporaryDirectory(prefix="tidings-spy-") as tmp:
+        raw = Path(tmp) / "samples.txt"
+        prefix = [spy, "record", "--gil", "--threads", "-f", "raw", "-r", "200", "-o", str(raw)]
+        figures = consume_run(url, job, prefix=[*prefix, "--"])
+        if "error" in figures:
+            return figures
+        text = summarize_samples(raw.read_text(), figures)
+    (out_dir / f"profile-tidings-run-{backend}.txt").write_text(text)
+    return figures
+
+
+def summarize_samples(raw: str, figures: dict[str, Any], top: int = 30) -> str:
+    """py-spy's raw (collapsed stack) output as shares per thread, function and line."""
+    threads: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    lines_: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        threads[re.sub(r"\s*\((0x[0-9a-f]+|\d+)\)", "", frames[0])] += n
+        named = [_function(f) for f in frames[1:]]
+        if named:
+            own[named[-1][0]] += n
+            lines_[named[-1][1]] += n
+        for name in {name for name, _, path in named if _ours(path)}:
+            inclusive[name] += n
+    total = total or 1
+
+    def shares(counts: Counter[str]) -> list[str]:
+        return [f"  {n / total:6.1%}  {name}" for name, n in counts.most_common(top)]
+
+    return (
+        "\n".join(
+            [
+                "tidings run, py-spy --gil (samples taken while a thread held the GIL), "
+                f"{total} samples; figures: {json.dumps(figures)}",
+                "",
+                "threads:",
+                *shares(Counter(dict(threads.most_common(10)))),
+                "",
+                f"own samples by function (top {top}):",
+                *shares(own),
+                "",
+                f"own samples by line (top {top}):",
+                *shares(lines_),
+                "",
+                f"including callees, tidings functions (top {top}):",
+                *shares(inclusive),
+            ]
+        )
+        + "\n"
+    )
+
+
+def _ours(path: str) -> bool:
+    return path.startswith("tidings/") or "/tidings/" in path
+
+
+def _function(frame: str) -> tuple[str, str, str]:
+    """``func (path/to/module.py:12)`` as (``func (package/module.py)``, with the line, path)."""
+    found = re.match(r"(.*) \((.*?)(?::(\d+))?\)$", frame)
+    if found is None:
+        return frame, frame, ""
+    func, path, line = found.groups()
+    short = "/".join(Path(path).parts[-2:])
+    return f"{func} ({short})", f"{func} ({short}:{line})", path
