@@ -92,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rows[name].append(res)
                 cpu = res["cpu_window_s"] / res["events"] * 1e6
-                print(f"rep {rep} {name:<12} {cpu:6.2f} µs/ev {res['events_per_s']:9,.0f} ev/s")
+                gc_note = ""
+                if "gc_window_s" in res:
+                    gc_note = f"  (GC {res['gc_window_s'] / res['events'] * 1e6:.2f} µs/ev)"
+                print(
+                    f"rep {rep} {name:<12} {cpu:6.2f} µs/ev {res['events_per_s']:9,.0f} ev/s"
+                    + gc_note
+                )
         print(f"\n{'consumer':<12} {'CPU µs/ev (min-max)':>24} {'events/s':>10}")
         for name, got in rows.items():
             if not got:
