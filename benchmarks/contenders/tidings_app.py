@@ -77,7 +77,8 @@ def _run(app: App, done: Any, timeout: float, signal_ready: bool = False) -> Non
 
 def _wait_assigned(runner: Any, app: App, timeout: float = 60.0) -> None:
     """Wait until this member owns every partition (a fresh group's first join)."""
-    want = sum(spec.partitions for spec in app.topics.values())
+    consumed = {spec.topic for spec in app.consumers}
+    want = sum(spec.partitions_or_default for spec in app.topics.values() if spec.name in consumed)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         owned = sum(len(w.statistics().get("assigned", ())) for w in runner.workers)
