@@ -5,7 +5,7 @@ and Kafka's own tools, on one local broker, in one run.
                          [--profile] [--port 19192]
 
 `--only` takes contender names (tidings-kafka, tidings-embedded, raw-confluent, aiokafka,
-faststream-kafka, faststream-confluent, kafka-tools) and/or scenarios (throughput,
+faststream-kafka, faststream-confluent, kafka-tools) and/or scenarios (throughput, idle,
 latency, delays, concurrency, sqlite, profile). Results: benchmarks/results/latest.json and
 latest.png (plus latest.md, the table in Markdown).
 """
@@ -61,6 +61,7 @@ def parse(argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
             latency_warmup_seconds=1.0,
             concurrency_events=1_000,
             concurrency_slow_events=100,
+            idle_seconds=10.0,
             quick=True,
             timeout=120.0,
         )
@@ -107,6 +108,11 @@ def run_all(r: Runner, s: Settings, out: Path) -> dict[str, Any]:
                 r.throughput(CONTENDERS[name], rep)
         if "sqlite" in s.scenarios:
             r.sqlite(rep)
+    if "idle" in s.scenarios:
+        log(f"== idle: a joined `tidings run` worker with nothing to do, {s.idle_seconds:g} s")
+        for name in ("tidings-kafka", "tidings-embedded"):
+            if name in chosen:
+                r.idle(CONTENDERS[name])
     if "latency" in s.scenarios:
         lat = [n for n in chosen if CONTENDERS[n].latency]
         for rep in range(s.latency_reps):

@@ -2,6 +2,8 @@
 
 - `Drain`: counts handled events; the clock starts when the last warm-up event is handled
   and stops at the last one, so group join and warm-up are excluded (join time is kept).
+  The process's CPU time (every thread: `time.process_time`) is read at the same two
+  moments: `cpu_window_s`, the CPU the measured events cost.
 - `Latencies`: end-to-end latency (now - the event's send stamp) of events past warm-up.
 - `pace` / `apace`: send at the intended times of a fixed-rate schedule; latency producers
   never wait for one event's acknowledgement before sending the next (`InFlight`), so the
@@ -29,6 +31,7 @@ class Drain:
         self.first: float | None = None
         self.start: float | None = None if warmup else self.created
         self.end: float | None = None
+        self.cpu: list[float] = [] if warmup else [time.process_time()]
         self.done = threading.Event()
 
     def tick(self, n: int = 1) -> None:
@@ -38,8 +41,10 @@ class Drain:
         self.count = before + n
         if self.start is None and self.count >= self.warmup:
             self.start = time.perf_counter()
+            self.cpu.append(time.process_time())
         if self.count >= self.total and self.end is None:
             self.end = time.perf_counter()
+            self.cpu.append(time.process_time())
             self.done.set()
 
     def result(self) -> dict[str, Any]:
@@ -54,6 +59,7 @@ class Drain:
             "events_per_s": measured / elapsed,
             "join_s": join,
             "count": self.count,
+            "cpu_window_s": self.cpu[-1] - self.cpu[0],
         }
 
 

@@ -96,9 +96,24 @@ def targets(s: Summary) -> list[dict[str, Any]]:
             "rate",
         ),
     ]
+    rows.append(
+        (
+            "tidings run on Kafka: consume events/s >= 0.85x raw (model_validate_json)",
+            _ratio(
+                _get(s, tk, "consume_run", "events_per_s"),
+                _get(s, *RAW_JSON, "events_per_s"),
+            ),
+            0.85,
+            "ratio",
+        )
+    )
     out = [
         {"target": name, "value": v, "threshold": t, "unit": u, "ok": None if v is None else v >= t}
         for name, v, t, u in rows
+    ]
+    out += [
+        {"target": name, "value": v, "threshold": t, "unit": u, "ok": None if v is None else v <= t}
+        for name, v, t, u in cpu_targets(s)
     ]
     p99 = _get(s, "tidings-embedded", "latency", "p99_ms")
     out.append(
@@ -113,6 +128,47 @@ def targets(s: Summary) -> list[dict[str, Any]]:
     return out
 
 
+RAW_JSON = (BASELINE, "consume_json")
+"""The like-for-like consume peer: raw confluent-kafka validating with model_validate_json."""
+
+
+def cpu_targets(s: Summary) -> list[tuple[str, float | None, float, str]]:
+    """Issue #17's targets, each "at most": CPU per event ratios and idle CPU."""
+    tk, te = "tidings-kafka", "tidings-embedded"
+    cpu = "cpu_us_per_event"
+    raw_cpu = _get(s, *RAW_JSON, cpu)
+    rows: list[tuple[str, float | None, float, str]] = [
+        (
+            "tidings run on Kafka: consume CPU/event <= 1.25x raw (model_validate_json)",
+            _ratio(_get(s, tk, "consume_run", cpu), raw_cpu),
+            1.25,
+            "ratio",
+        ),
+        (
+            "tidings run embedded: consume CPU/event <= 1.25x a plain SQLite read loop",
+            _ratio(_get(s, te, "consume_run", cpu), _get(s, te, "consume_sqlite", cpu)),
+            1.25,
+            "ratio",
+        ),
+        (
+            "publish_many on Kafka: CPU/event <= 1.2x raw produce (same encoding, headers)",
+            _ratio(_get(s, tk, "publish", cpu), _get(s, BASELINE, "publish_headers", cpu)),
+            1.2,
+            "ratio",
+        ),
+    ]
+    for name in (tk, te):
+        rows.append(
+            (
+                f"idle `tidings run` worker ({CONTENDERS[name].label}) < 1% of a core",
+                _get(s, name, "idle", "idle_cpu_pct"),
+                1.0,
+                "%",
+            )
+        )
+    return rows
+
+
 def _fmt(v: float | None, unit: str = "") -> str:
     if v is None:
         return "-"
@@ -120,6 +176,8 @@ def _fmt(v: float | None, unit: str = "") -> str:
         return f"{v:.2f}x"
     if unit == "ms":
         return f"{v:.1f}"
+    if unit == "%":
+        return f"{v:.2f}%"
     if abs(v) >= 1000:
         return f"{v:,.0f}"
     if abs(v) >= 10:
@@ -166,6 +224,95 @@ def main_rows(s: Summary) -> list[list[str]]:
                 _fmt(_get(s, name, "latency", "p50_ms"), "ms") + _lagged(s, name),
                 _fmt(_get(s, name, "latency", "p99_ms"), "ms"),
                 _fmt(_get(s, name, "latency", "max_ms"), "ms"),
+            ]
+        )
+    return rows
+
+
+CPU_COLUMNS = [
+    "consumer (decode + validate + no-op handler)",
+    "CPU µs/ev",
+    "min-max",
+    "x raw (validate_json)",
+    "events/s",
+    "peak RSS MB",
+    "start → 1st event s",
+]
+
+CONSUMERS = [
+    (BASELINE, "consume", "raw confluent-kafka · json.loads + model_validate"),
+    (BASELINE, "consume_json", "raw confluent-kafka · model_validate_json"),
+    ("tidings-kafka", "consume", "tidings · Kafka, in-process (app.running)"),
+    ("tidings-kafka", "consume_run", "tidings · Kafka, `tidings run` process"),
+    ("aiokafka", "consume", "aiokafka"),
+    ("faststream-kafka", "consume", "FastStream · aiokafka"),
+    ("faststream-confluent", "consume", "FastStream · confluent"),
+    ("tidings-embedded", "consume_sqlite", "plain SQLite read loop · model_validate_json"),
+    ("tidings-embedded", "consume", "tidings · embedded, in-process"),
+    ("tidings-embedded", "consume_run", "tidings · embedded, `tidings run` process"),
+]
+PUBLISHERS = [
+    (BASELINE, "publish", "raw Producer.produce · json.dumps, no headers"),
+    (BASELINE, "publish_headers", "raw Producer.produce · pydantic to_json + CloudEvents headers"),
+    ("tidings-kafka", "publish", "tidings · Kafka publish_many"),
+    ("tidings-embedded", "publish", "tidings · embedded publish_many"),
+]
+
+
+def cpu_rows(s: Summary) -> list[list[str]]:
+    """CPU per event of every consumer and publisher (every thread, measured window)."""
+    cpu = "cpu_us_per_event"
+    base = _get(s, *RAW_JSON, cpu)
+    rows = []
+    for name, scenario, label in CONSUMERS:
+        value = _get(s, name, scenario, cpu)
+        if value is None:
+            continue
+        d = s[name][scenario]
+        span = d.get(f"{cpu}_range")
+        rss = _get(s, name, scenario, "run_rss_mb") or _get(s, name, scenario, "rss_mb")
+        rows.append(
+            [
+                label,
+                _fmt(value),
+                f"{span[0]:.1f}-{span[1]:.1f}" if span else "-",
+                _fmt(_ratio(value, base), "ratio") if name != "tidings-embedded" else "-",
+                _fmt(_get(s, name, scenario, "events_per_s")),
+                _fmt(rss),
+                _fmt(_get(s, name, scenario, "startup_to_first_event_s"), "ms"),
+            ]
+        )
+    pub_base = _get(s, BASELINE, "publish_headers", cpu)
+    for name, scenario, label in PUBLISHERS:
+        value = _get(s, name, scenario, cpu)
+        if value is None:
+            continue
+        span = s[name][scenario].get(f"{cpu}_range")
+        rows.append(
+            [
+                label,
+                _fmt(value),
+                f"{span[0]:.1f}-{span[1]:.1f}" if span else "-",
+                _fmt(_ratio(value, pub_base), "ratio") if name != "tidings-embedded" else "-",
+                _fmt(_get(s, name, scenario, "events_per_s")),
+                "-",
+                "-",
+            ]
+        )
+    return rows
+
+
+def idle_rows(s: Summary) -> list[list[str]]:
+    rows = []
+    for name in ("tidings-kafka", "tidings-embedded"):
+        d = s.get(name, {}).get("idle")
+        if not d or "idle_cpu_pct" not in d:
+            continue
+        rows.append(
+            [
+                f"idle `tidings run` worker, {CONTENDERS[name].label}",
+                f"{d['idle_cpu_pct']:.2f}% of a core over {d['seconds']:.0f} s, "
+                f"{d['threads']:.0f} threads",
             ]
         )
     return rows
@@ -257,9 +404,15 @@ def print_tables(results: dict[str, Any]) -> None:
     extra = Table(show_header=False)
     extra.add_column()
     extra.add_column()
-    for row in extra_rows(s, results):
+    for row in extra_rows(s, results) + idle_rows(s):
         extra.add_row(*row)
     console.print(extra)
+    ct = Table(title="CPU per event: every thread of the process over the measured window")
+    for i, col in enumerate(CPU_COLUMNS):
+        ct.add_column(col, justify="left" if i == 0 else "right")
+    for row in cpu_rows(s):
+        ct.add_row(*row)
+    console.print(ct)
     tt = Table(title="Targets")
     for col in ("target", "measured", ""):
         tt.add_column(col)
@@ -291,7 +444,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         table(COLUMNS, main_rows(s)),
         "",
-        table(["scenario", "result"], extra_rows(s, results)),
+        table(CPU_COLUMNS, cpu_rows(s)),
+        "",
+        table(["scenario", "result"], extra_rows(s, results) + idle_rows(s)),
         "",
         table(["target", "measured", "status"], target_rows(results)),
     ]

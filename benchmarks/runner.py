@@ -42,6 +42,7 @@ class Settings:
     delay_seconds: float = 2.0
     concurrency_events: int = 2_000
     concurrency_slow_events: int = 200
+    idle_seconds: float = 30.0
     contenders: list[str] = field(default_factory=lambda: list(CONTENDERS))
     scenarios: list[str] = field(default_factory=list)
     profile: bool = False
@@ -113,7 +114,12 @@ class Runner:
         if c.kind != "embedded" and events:
             result["broker_cpu_us_per_event"] = (self.broker.cpu_seconds() - cpu0) / events * 1e6
         if "cpu_s" in result and events:
-            result["cpu_us_per_event"] = result["cpu_s"] / events * 1e6
+            # The whole process (start-up, join, warm-up included) per event ...
+            result["process_cpu_us_per_event"] = result["cpu_s"] / events * 1e6
+            result["cpu_us_per_event"] = result["process_cpu_us_per_event"]
+        if result.get("cpu_window_s") and result.get("events"):
+            # ... and the headline figure: every thread's CPU over the measured window.
+            result["cpu_us_per_event"] = result["cpu_window_s"] / result["events"] * 1e6
         result["busy_before_pct"] = busy
         return result
 
@@ -132,12 +138,22 @@ class Runner:
             self._record(c, "publish", rep, pub)
             if "error" in pub:
                 return
-            cons = replace(job, scenario="consume")
-            if c.kind == "tool":
-                res = self._measure(c, lambda: kafka_tools.consume(self.broker, cons), cons.total)
-            else:
-                res = self._measure(c, lambda: procs.run(cons), cons.total)
-            self._record(c, "consume", rep, res)
+            for scenario in c.publishes[1:]:  # more ways to publish, into topics of their own
+                more = self._job(c, scenario, f"r{rep}{scenario[-4:]}")
+                self._prepare(c, more)
+                jobs.append(more)
+                out = self._measure(c, lambda more=more: procs.run(more), more.total)
+                out.pop("rss_mb", None)
+                self._record(c, scenario, rep, out)
+            for scenario in c.consumes:
+                cons = replace(job, scenario=scenario, group=f"{job.group}-{scenario}")
+                if c.kind == "tool":
+                    res = self._measure(
+                        c, lambda cons=cons: kafka_tools.consume(self.broker, cons), cons.total
+                    )
+                else:
+                    res = self._measure(c, lambda cons=cons: procs.run(cons), cons.total)
+                self._record(c, scenario, rep, res)
             if c.single:
                 single = self._job(c, "publish_single", f"r{rep}s", events=self.s.single, warmup=0)
                 self._prepare(c, single)
@@ -223,6 +239,27 @@ class Runner:
         finally:
             self._cleanup(c, [job])
 
+    def idle(self, c: Contender) -> None:
+        """CPU of an idle `tidings run` worker (joined, on an empty topic) over idle_seconds."""
+        job = self._job(
+            c,
+            "idle",
+            "idle",
+            events=0,
+            warmup=0,
+            timeout=self.s.idle_seconds + 120,
+            extra={"seconds": self.s.idle_seconds},
+        )
+        self._prepare(c, job)
+        try:
+            busy = machine.settle()
+            result = procs.run(job) | {"busy_before_pct": busy}
+            result.pop("rss_mb", None)
+            result.pop("cpu_s", None)  # the harness process's, not the worker's
+            self._record(c, "idle", 0, result)
+        finally:
+            self._cleanup(c, [job])
+
     def sqlite(self, rep: int) -> None:
         job = Job(
             contender="sqlite_ceiling",
@@ -249,15 +286,16 @@ class Runner:
         self._prepare(c, job)
         results: dict[str, Any] = {}
         scenarios = (
-            "tidings_kafka_publish_cpu",
-            "tidings_kafka_consume",
-            "tidings_kafka_consume_cpu",
+            ("benchmarks.profiling", "tidings_kafka_publish_cpu"),
+            ("benchmarks.profiling", "tidings_kafka_consume"),
+            ("benchmarks.profiling", "tidings_kafka_consume_cpu"),
+            ("tidings_kafka", "profile_run"),  # `tidings run` under py-spy
         )
         try:
-            for scenario in scenarios:
+            for contender, scenario in scenarios:
                 prof = replace(
                     job,
-                    contender="benchmarks.profiling",
+                    contender=contender,
                     scenario=scenario,
                     group=f"{job.group}-{scenario}",
                     extra={"out": str(out_dir)},

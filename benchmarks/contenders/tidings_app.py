@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from benchmarks import measure, worker
+from benchmarks.contenders.tidings_run import consume_run, idle, profile_run
 from benchmarks.workload import AccountEvent, Job, filler, one_event, tidings_events
 from tidings import App, Context
 
@@ -38,16 +39,18 @@ def publish(
         app.publish_many(topic, items[i : min(i + chunk, job.warmup)])
     measured = items[job.warmup :]
     with timed():
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for i in range(0, len(measured), chunk):
             app.publish_many(topic, measured[i : i + chunk])
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     app.close()
     size = sum(len(e.model_dump_json()) for _, e in measured[:1000]) / min(1000, len(measured))
     return {
+        "events": job.events,
         "events_per_s": job.events / dt,
         "mb_per_s": job.events * size / dt / 1e6,
         "seconds": dt,
+        "cpu_window_s": cpu,
     }
 
 
@@ -74,7 +77,8 @@ def _run(app: App, done: Any, timeout: float, signal_ready: bool = False) -> Non
 
 def _wait_assigned(runner: Any, app: App, timeout: float = 60.0) -> None:
     """Wait until this member owns every partition (a fresh group's first join)."""
-    want = sum(spec.partitions for spec in app.topics.values())
+    consumed = {spec.topic for spec in app.consumers}
+    want = sum(spec.partitions_or_default for spec in app.topics.values() if spec.name in consumed)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         owned = sum(len(w.statistics().get("assigned", ())) for w in runner.workers)
@@ -172,6 +176,9 @@ SCENARIOS = {
     "publish": publish,
     "publish_single": publish_single,
     "consume": consume,
+    "consume_run": consume_run,
+    "idle": idle,
+    "profile_run": profile_run,
     "latency_consume": latency_consume,
     "latency_produce": latency_produce,
     "delay_consume": delay_consume,

@@ -500,6 +500,7 @@ class App:
         `instance`: see `runner`.
         """
         runner = self.runner(groups, instance=instance)
+        runner.tune_heap = True  # this process serves until it exits
 
         async def main() -> None:
             runner.install_signal_handlers()

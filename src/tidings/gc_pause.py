@@ -1,4 +1,4 @@
-"""Pausing the cyclic garbage collector around the handling of large batches."""
+"""The cyclic garbage collector: paused around large batches, tuned while serving."""
 
 from __future__ import annotations
 
@@ -57,6 +57,29 @@ def gc_paused(size: int) -> Iterator[None]:
                 young = True
         if young:
             gc.collect(1)
+
+
+@contextmanager
+def serving_heap() -> Iterator[None]:
+    """Keep the collector off the startup heap while a process serves consumers.
+
+    Every event allocates a few tracked objects (its record, headers, delivery, event and
+    handler coroutine) that live until it is handled, thousands of them in flight at once.
+    Through promotions they trigger full collections, each walking the whole heap, most of
+    it the modules and schemas imported at startup (measured on `tidings run` consuming
+    205,000 events from Kafka: 13-14 full collections, 0.24-0.33 s of CPU, against
+    0.03-0.04 s once that heap is frozen). So: collect once, then freeze what survives
+    (`gc.freeze`): it is never walked again. Cycles made while serving are still
+    collected. Leaving the block unfreezes, so a process that goes on to other work
+    collects as before. (Raising the young threshold as well did not lower the collector's
+    CPU per event in the same measurement, so the thresholds are left alone.)
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _after_fork_in_child() -> None:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tidings.gc_pause import GC_PAUSE_MIN, gc_paused
+from tidings.gc_pause import GC_PAUSE_MIN, gc_paused, serving_heap
 
 
 def test_pauses_nest_and_restore_the_collector() -> None:
@@ -52,3 +52,12 @@ def test_pauses_that_overlap_without_end_still_collect_young_objects(
     finally:
         gc.callbacks.remove(watch)
     assert gc.isenabled()
+
+
+def test_serving_freezes_the_startup_heap_and_leaves_the_collector_as_it_found_it() -> None:
+    before = gc.get_threshold()
+    with serving_heap():
+        assert gc.get_freeze_count() > 0
+        assert gc.isenabled()  # cycles made while serving are still collected
+        assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Sequence
 
+from tidings.gc_pause import serving_heap
 from tidings.runtime.group_worker import GroupWorker
 from tidings.runtime.status import StatusReporter
 
@@ -30,6 +32,9 @@ class Runner:
         self._stop: asyncio.Event | None = None
         self._signals = 0
         self.aborted = False
+        self.tune_heap = False
+        """Tune the garbage collector while serving (`serving_heap`): for a process that
+        does nothing else, as `App.run` and `tidings run` are."""
 
     def request_stop(self) -> None:
         """Ask for a graceful stop (thread-safe through the loop)."""
@@ -70,15 +75,17 @@ class Runner:
             await worker.start()
         if self.status is not None:
             await asyncio.to_thread(self.status.start, self.workers)
+        heap = serving_heap() if self.tune_heap else contextlib.nullcontext()
         try:
-            while not self._stop.is_set():
-                failed = next((w for w in self.workers if w.error is not None), None)
-                if failed is not None:
-                    break
-                try:
-                    await asyncio.wait_for(self._stop.wait(), 0.2)
-                except TimeoutError:
-                    pass
+            with heap:
+                while not self._stop.is_set():
+                    failed = next((w for w in self.workers if w.error is not None), None)
+                    if failed is not None:
+                        break
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), 0.2)
+                    except TimeoutError:
+                        pass
         finally:
             await asyncio.gather(*(w.stop(self.grace) for w in self.workers))
             if self.status is not None:
