@@ -19,6 +19,7 @@ librdkafka tracks positions; the handle adds what the seam promises on top:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,9 @@ LOG = logging.getLogger("tidings.kafka")
 
 
 LEAVE_WAIT = 5.0
+CLOSE_WAIT = 30.0
+"""Seconds `close` waits for librdkafka's own close (final commits, leaving the group)
+before it gives up on it with a warning: a client stuck on a broker must not hang the app."""
 """Seconds `close` waits for the revocation of a member's partitions before closing."""
 
 # What a deleted topic looks like to a consumer.
@@ -450,6 +454,32 @@ class KafkaConsumerHandle:
     def assignment(self) -> list[TopicPartition]:
         return sorted(self._owned)
 
+    def _close_client(self) -> None:
+        """Close the librdkafka consumer, waiting at most CLOSE_WAIT seconds for it."""
+        failure: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                self._consumer.close()
+            except BaseException as exc:  # raised again in the caller's thread
+                failure.append(exc)
+
+        closer = threading.Thread(target=close, name=f"tidings-close-{self.member_id}")
+        closer.daemon = True
+        closer.start()
+        closer.join(CLOSE_WAIT)
+        if closer.is_alive():
+            LOG.warning(
+                "Kafka consumer %s (group %s): the client did not close within %.0f s (a "
+                "broker not answering?); leaving it behind. Offsets not committed are "
+                "redelivered to the group.",
+                self.member_id,
+                self.group,
+                CLOSE_WAIT,
+            )
+        elif failure:
+            raise failure[0]
+
     def _leave(self) -> None:
         """Unsubscribe and wait (briefly) for the revocation, so the group is left now.
 
@@ -473,7 +503,7 @@ class KafkaConsumerHandle:
                 self.listener.on_revoked(sorted(self._owned))
             if self.group is not None:
                 self._leave()
-            self._consumer.close()  # revokes through _on_revoke (if still needed)
+            self._close_client()  # revokes through _on_revoke (if still needed)
         finally:
             self._closed = True
             self._owned.clear()
