@@ -69,6 +69,9 @@ REFUSED_CONFIG = frozenset(
     }
 )
 SLOW_OFFSETS = 1.0
+LEADERLESS_PATIENCE = 2.0
+"""Seconds a listing that may leave topics out (`missing_ok`) waits for leaders to be
+known before it lists topic by topic and leaves out those still without leaders."""
 """Seconds of offset lookups after which `topics` reads the replica state again."""
 CONFIG_TRY = 2.0
 """Seconds one try at describing topic configs may take (see `topic_configs`)."""
@@ -305,22 +308,43 @@ class KafkaAdmin:
     ) -> dict[TopicPartition, int]:
         """Look up an offset per partition (earliest, latest or for a timestamp).
 
-        With `missing_ok`, partitions of topics that do not exist are left out of the result.
+        With `missing_ok`, partitions of topics that do not exist are left out of the result,
+        and so are, after a first try, those of a topic whose leaders cannot be found (one
+        being deleted, say): a listing of many topics is not failed by one of them.
         """
         request = {KafkaTP(tp.topic, tp.partition): spec for tp in partitions}
         if not request:
             return {}
         timeout = self.settings.connect_timeout
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         while True:
             try:
                 return self._list_offsets(request, missing_ok=missing_ok)
             except BrokerError as exc:
                 # A partition created a moment ago may not have elected its leader yet.
                 err = kafka_error(exc.__cause__) if exc.__cause__ else None
-                if err is None or err.code() not in LEADERLESS or time.monotonic() > deadline:
+                waited = time.monotonic() - started
+                if err is None or err.code() not in LEADERLESS or waited > timeout:
                     raise
+                if missing_ok and waited > LEADERLESS_PATIENCE:
+                    return self._offsets_by_topic(request)
             time.sleep(0.1)
+
+    def _offsets_by_topic(self, request: dict[KafkaTP, OffsetSpec]) -> dict[TopicPartition, int]:
+        """List each topic's offsets on its own, leaving out topics with no leaders."""
+        by_topic: dict[str, dict[KafkaTP, OffsetSpec]] = {}
+        for ktp, spec in request.items():
+            by_topic.setdefault(ktp.topic, {})[ktp] = spec
+        out: dict[TopicPartition, int] = {}
+        for topic, part in sorted(by_topic.items()):
+            try:
+                out.update(self._list_offsets(part, missing_ok=True))
+            except BrokerError as exc:
+                err = kafka_error(exc.__cause__) if exc.__cause__ else None
+                if err is None or err.code() not in LEADERLESS:
+                    raise
+                LOG.debug("offsets of %s left out: its leaders are not known (%s)", topic, err)
+        return out
 
     def _list_offsets(
         self, request: dict[KafkaTP, OffsetSpec], *, missing_ok: bool
